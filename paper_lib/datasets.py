@@ -1,0 +1,76 @@
+"""Datasets: trajectories plus their true quantity, built from a task, a size and a seed (cached),
+and the curation helpers an engineer uses to shape the prior over q.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cache
+from .metrics import Bins
+from .seeding import rng as make_rng
+from .tasks import Task, get_task
+
+__all__ = ["Dataset", "make_dataset", "curate_uniform", "resample_to_weights"]
+
+DATA_VERSION = 1  # bump when a task's generation rule changes: invalidates cached datasets
+
+
+@dataclass
+class Dataset:
+    """``X`` (n, T, C) float32 trajectories in task units, ``q`` (n,) their true quantity."""
+
+    task: str
+    X: np.ndarray
+    q: np.ndarray
+    seed: int
+    spec: dict
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+    def subset(self, idx: np.ndarray) -> "Dataset":
+        idx = np.asarray(idx)
+        return Dataset(self.task, self.X[idx], self.q[idx], self.seed,
+                       {**self.spec, "subset": cache.spec_key("idx", idx)})
+
+
+def make_dataset(task: str | Task, n: int, seed: int = 0, use_cache: bool = True,
+                 **task_params) -> Dataset:
+    """``n`` trajectories of ``task`` with q drawn from its prior; deterministic in ``seed``."""
+    t = get_task(task, **task_params)
+    if int(n) < 1:
+        raise ValueError(f"dataset size must be positive, got {n}")
+    spec = {"task": t.name, "params": t, "n": int(n), "seed": int(seed), "v": DATA_VERSION}
+
+    def build():
+        g = make_rng(seed, "dataset", t.name)
+        q = t.sample_quantity(n, g)
+        return {"X": t.generate(q, g), "q": q}
+
+    d = cache.memo("dataset", spec, build) if use_cache else build()
+    return Dataset(t.name, d["X"], d["q"], int(seed), spec)
+
+
+def curate_uniform(q: np.ndarray, bins: Bins, n_per_bin: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Indices of a sub-pool whose q is uniform over ``bins``: ``n_per_bin`` draws without
+    replacement inside each inner bin (rejection per bin). Raises if a bin has too few members."""
+    idx = bins.index(q)
+    chosen = []
+    for b in range(1, bins.n + 1):
+        members = np.flatnonzero(idx == b)
+        if len(members) < n_per_bin:
+            raise ValueError(f"bin {bins.labels[b]} has {len(members)} trajectories, "
+                             f"need {n_per_bin}: generate a larger pool")
+        chosen.append(rng.choice(members, n_per_bin, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def resample_to_weights(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` draws with replacement, probability proportional to ``weights`` (n_pool,)."""
+    w = np.asarray(weights, float)
+    if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    return rng.choice(len(w), size=int(n), replace=True, p=w / w.sum())

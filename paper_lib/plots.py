@@ -1,0 +1,122 @@
+"""One altair theme and saving: every figure is written as SVG, PNG and the tidy CSV behind it.
+
+``save(chart, name)`` renders offline through vl-convert into temporary files and renames them
+into place only when all three succeeded, so a failure leaves no partial figure behind.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+
+from .cache import atomic_write_bytes
+
+__all__ = ["theme", "output_dir", "set_output_dir", "save", "save_table", "save_html", "COLORS"]
+
+ROOT = Path(__file__).resolve().parents[1]
+_OUTPUT: Path | None = None
+
+# Colour-blind safe (Okabe–Ito); one colour per role, used by every chart.
+COLORS = {"data": "#000000", "prior": "#999999", "model": "#0072B2", "kernel": "#D55E00",
+          "alt1": "#009E73", "alt2": "#CC79A7", "alt3": "#E69F00", "alt4": "#56B4E9"}
+
+
+def theme() -> dict:
+    """The companion's altair theme (plain, readable at 100% in a paper or a slide)."""
+    return {"config": {
+        "view": {"stroke": None, "continuousWidth": 260, "continuousHeight": 180},
+        "font": "DejaVu Sans",
+        "axis": {"labelFontSize": 11, "titleFontSize": 12, "grid": True, "gridOpacity": 0.4,
+                 "titleFontWeight": "normal"},
+        "legend": {"labelFontSize": 11, "titleFontSize": 12},
+        "header": {"labelFontSize": 12, "titleFontSize": 12},
+        "title": {"fontSize": 13, "anchor": "start", "fontWeight": "normal"},
+        "range": {"category": list(COLORS.values())},
+    }}
+
+
+# Figures embed their (modest) data inline; the 5,000-row guard is for notebooks, not figure files.
+alt.data_transformers.disable_max_rows()
+
+try:  # altair >= 5.5
+    alt.theme.register("paper_lib", enable=True)(theme)
+except AttributeError:  # pragma: no cover - older altair
+    alt.themes.register("paper_lib", theme)
+    alt.themes.enable("paper_lib")
+
+
+def output_dir() -> Path:
+    """Where figures go: set by :func:`set_output_dir` (profiles do), else ``$PAPER_LIB_FIGURES``
+    or ``<repo>/figures``."""
+    if _OUTPUT is not None:
+        return _OUTPUT
+    return Path(os.environ.get("PAPER_LIB_FIGURES", ROOT / "figures"))
+
+
+def set_output_dir(path: str | Path | None) -> None:
+    global _OUTPUT
+    _OUTPUT = None if path is None else Path(path)
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"bad figure name {name!r}: use a plain name such as '01_examples'")
+
+
+def _chart_data(chart: alt.TopLevelMixin) -> pd.DataFrame | None:
+    data = getattr(chart, "data", alt.Undefined)
+    if isinstance(data, pd.DataFrame):
+        return data
+    frames = [_chart_data(c) for attr in ("layer", "hconcat", "vconcat", "concat")
+              for c in (getattr(chart, attr, None) or [])]
+    frames = [f for f in frames if f is not None]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def save(chart: alt.TopLevelMixin, name: str, data: pd.DataFrame | None = None,
+         scale: float = 2.0) -> dict[str, Path]:
+    """Write ``NAME.svg``, ``NAME.png`` and ``NAME.csv`` under :func:`output_dir`.
+
+    ``data`` is the tidy table behind the chart; by default the chart's own DataFrame (for
+    compound charts, its parts' frames concatenated). Returns the three paths.
+    """
+    import vl_convert as vlc
+
+    _check_name(name)
+    table = data if data is not None else _chart_data(chart)
+    if table is None:
+        raise ValueError(f"figure {name!r}: pass data= (the chart has no DataFrame of its own)")
+    spec = chart.to_json()
+    svg = vlc.vegalite_to_svg(spec).encode()  # render everything first: no file is touched yet
+    png = vlc.vegalite_to_png(spec, scale=scale)
+    buf = io.StringIO()
+    table.to_csv(buf, index=False, float_format="%.6g", lineterminator="\n")
+    out = output_dir()
+    paths = {ext: out / f"{name}.{ext}" for ext in ("svg", "png", "csv")}
+    for ext, blob in (("csv", buf.getvalue().encode()), ("svg", svg), ("png", png)):
+        atomic_write_bytes(paths[ext], blob)
+    return paths
+
+
+def save_table(df: pd.DataFrame, name: str) -> Path:
+    """Write a results table as ``tables/NAME.csv`` under :func:`output_dir` (atomically)."""
+    _check_name(name)
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, float_format="%.6g", lineterminator="\n")
+    path = output_dir() / "tables" / f"{name}.csv"
+    atomic_write_bytes(path, buf.getvalue().encode())
+    return path
+
+
+def save_html(chart: alt.TopLevelMixin, name: str) -> Path:
+    """Write an interactive chart as a self-contained ``NAME.html`` (vega bundled inline)."""
+    import vl_convert as vlc
+
+    _check_name(name)
+    html = vlc.vegalite_to_html(chart.to_json(), bundle=True)
+    path = output_dir() / f"{name}.html"
+    atomic_write_bytes(path, html.encode())
+    return path

@@ -1,0 +1,27 @@
+"""Task registry: ``get_task(name)`` for every task of DESIGN.md section 3."""
+from __future__ import annotations
+
+from .base import Task
+from .cone import ConeTask, travel_distance
+from .logistic import LogisticTask
+from .sine import SineTask
+
+__all__ = ["Task", "TASKS", "SYNTHETIC", "get_task", "travel_distance"]
+
+TASKS: dict[str, type[Task]] = {"sine": SineTask, "cone": ConeTask, "logistic": LogisticTask}
+SYNTHETIC = ("sine", "cone", "logistic")
+
+
+def get_task(name: str | Task, **params) -> Task:
+    """The task called ``name`` (optionally with changed parameters, e.g. ``lo=``/``hi=``).
+
+    An unknown name raises ``ValueError`` listing the valid ones.
+    """
+    if isinstance(name, Task):
+        return name
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+    try:
+        return TASKS[name](**params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for task {name!r}: {exc}") from None

@@ -1,0 +1,67 @@
+"""``cone`` (geometric): a planar spiral whose radius grows linearly in time — a cone in (x, y, t).
+
+p_t = c (t/T) (cos(θ0 + 2πk t/T), sin(θ0 + 2πk t/T)), t = 0..T−1, with k turns and θ0 ~ U[0, 2π).
+q = travel distance Σ_t ‖p_{t+1} − p_t‖. Travel distance is linear in c and independent of θ0,
+so c = q / L(1) generates a path of exactly the requested length.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import Task
+
+__all__ = ["ConeTask", "travel_distance"]
+
+
+def travel_distance(X: np.ndarray) -> np.ndarray:
+    """Σ_t ‖x_{t+1} − x_t‖ over time for trajectories (n, T, C) -> (n,), float64."""
+    d = np.diff(np.asarray(X, np.float64), axis=1)
+    return np.sqrt((d ** 2).sum(-1)).sum(-1)
+
+
+@dataclass(frozen=True)
+class ConeTask(Task):
+    name = "cone"
+    quantity = "travel distance"
+    unit = "length units"
+    channels: tuple[str, ...] = ("x", "y")
+    T: int = 64
+    lo: float = 2.0
+    hi: float = 6.0
+    turns: float = 2.0
+    scale: float = 1.0    # model units = task units: the largest radius (q = 6) is ~0.93
+
+    def _unit_path(self, theta0: np.ndarray) -> np.ndarray:
+        t = np.arange(self.T) / self.T
+        ang = theta0[:, None] + 2 * np.pi * self.turns * t[None, :]
+        return t[None, :, None] * np.stack([np.cos(ang), np.sin(ang)], axis=-1)
+
+    @property
+    def unit_length(self) -> float:
+        """L(1): the travel distance of the path with c = 1."""
+        return float(travel_distance(self._unit_path(np.zeros(1)))[0])
+
+    def generate(self, q, rng):
+        q = np.asarray(q, float)
+        theta0 = rng.uniform(0, 2 * np.pi, size=q.shape)
+        c = q / self.unit_length
+        return (c[:, None, None] * self._unit_path(theta0)).astype(np.float32)
+
+    def measure(self, X):
+        return travel_distance(self.check(X))
+
+    def is_plausible(self, X):
+        """A spiral: the radius grows linearly from the origin (RMS deviation of |p_t| from its
+        least-squares line through 0 below 10% of the final radius) and the path turns
+        ``turns`` times (unwrapped angle within a quarter turn)."""
+        X = self.check(X).astype(np.float64)
+        t = np.arange(self.T) / self.T
+        r = np.sqrt((X ** 2).sum(-1))
+        c = (r * t).sum(1) / (t ** 2).sum()
+        rms = np.sqrt(((r - c[:, None] * t) ** 2).mean(1))
+        ang = np.unwrap(np.arctan2(X[..., 1], X[..., 0])[:, 1:], axis=1)
+        turns = (ang[:, -1] - ang[:, 0]) / (2 * np.pi) * self.T / (self.T - 2)
+        return (super().is_plausible(X) & (rms <= 0.1 * np.abs(c))
+                & (np.abs(turns - self.turns) <= 0.25))

@@ -1,0 +1,53 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from paper_lib import cache
+
+
+def test_memo_builds_once_then_loads():
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": np.arange(5)}
+
+    a = cache.memo("thing", {"n": 5}, build)
+    b = cache.memo("thing", {"n": 5}, build)
+    assert len(calls) == 1 and np.array_equal(a["x"], b["x"])
+    cache.memo("thing", {"n": 6}, build)
+    assert len(calls) == 2
+
+
+def test_spec_key_is_order_independent_and_type_sensitive():
+    assert cache.spec_key("k", {"a": 1, "b": 2}) == cache.spec_key("k", {"b": 2, "a": 1})
+    assert cache.spec_key("k", {"a": 1}) != cache.spec_key("k", {"a": 1.0})
+    assert cache.spec_key("k", {"a": 1}) != cache.spec_key("j", {"a": 1})
+
+
+def test_truncated_entry_is_detected_and_rebuilt():
+    cache.memo("thing", {"n": 1}, lambda: list(range(1000)))
+    payload, _ = cache.entry_paths("thing", {"n": 1})
+    payload.write_bytes(payload.read_bytes()[:50])
+    with pytest.warns(cache.CacheCorruptWarning, match="corrupt"):
+        out = cache.memo("thing", {"n": 1}, lambda: "rebuilt")
+    assert out == "rebuilt"
+    assert cache.load("thing", {"n": 1}) == "rebuilt"
+
+
+def test_payload_without_manifest_is_not_trusted():
+    payload, manifest = cache.entry_paths("thing", {"n": 2})
+    payload.parent.mkdir(parents=True, exist_ok=True)
+    payload.write_bytes(pickle.dumps("stale"))
+    assert cache.load("thing", {"n": 2}) is None
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+
+    with pytest.raises(TypeError):
+        cache.atomic_write_bytes(target, object())  # not bytes: the write fails midway
+    assert list(tmp_path.iterdir()) == []
+    cache.atomic_write_bytes(target, b"ok")
+    assert target.read_bytes() == b"ok" and (target.stat().st_mode & 0o777) == 0o644

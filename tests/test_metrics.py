@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from paper_lib.metrics import (Bins, bootstrap_histogram, histogram, mass_shift, noise_floor_tv,
+                               tv, w1)
+
+
+def test_bins_count_under_and_overflow():
+    b = Bins(0.0, 1.0, 4)
+    idx = b.index(np.array([-0.1, 0.0, 0.24, 0.25, 0.99, 1.0, 7.0, np.nan, np.inf, -np.inf]))
+    assert idx.tolist() == [0, 1, 1, 2, 4, 5, 5, 0, 5, 0]
+    assert len(b.centers) == len(b.labels) == 6
+    assert b.labels[0] == "<0" and b.labels[-1] == ">=1"
+
+
+def test_bins_reject_bad_ranges():
+    with pytest.raises(ValueError):
+        Bins(1.0, 1.0, 3)
+    with pytest.raises(ValueError):
+        Bins(0.0, 1.0, 0)
+
+
+def test_histogram_sums_to_one_and_has_edge_bins():
+    p = histogram(np.array([-1.0, 0.1, 0.1, 0.6, 2.0]), Bins(0, 1, 2))
+    np.testing.assert_allclose(p, [0.2, 0.4, 0.2, 0.2])
+
+
+def test_tv_hand_cases():
+    assert tv([1, 0], [0, 1]) == 1.0
+    assert tv([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert tv([0.5, 0.5, 0], [0.25, 0.25, 0.5]) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        tv([1, 0], [1, 0, 0])
+
+
+def test_w1_hand_cases():
+    assert w1(np.array([0.0]), np.array([1.0])) == pytest.approx(1.0)
+    assert w1(np.array([0.0, 1.0]), np.array([0.0, 3.0])) == pytest.approx(1.0)
+    a = np.random.default_rng(0).uniform(0, 1, 5000)
+    assert w1(a, a + 0.3) == pytest.approx(0.3)
+    assert w1(np.array([0.0, np.nan]), np.array([2.0])) == pytest.approx(2.0)
+
+
+def test_bootstrap_band_brackets_the_histogram_and_is_deterministic():
+    q = np.random.default_rng(0).uniform(0, 1, 2000)
+    b = Bins(0, 1, 10)
+    p, lo, hi = bootstrap_histogram(q, b, 300, np.random.default_rng(1))
+    assert np.all(lo <= p + 1e-12) and np.all(p <= hi + 1e-12)
+    assert np.all(hi[1:-1] - lo[1:-1] > 0.005) and np.all(hi[1:-1] - lo[1:-1] < 0.05)
+    p2, lo2, hi2 = bootstrap_histogram(q, b, 300, np.random.default_rng(1))
+    assert np.array_equal(lo, lo2) and np.array_equal(hi, hi2)
+
+
+def test_noise_floor_shrinks_with_sample_size():
+    b = Bins(0, 1, 20)
+    draw = lambda n, g: g.uniform(0, 1, n)  # noqa: E731
+    small = noise_floor_tv(draw, 200, b, np.random.default_rng(0))
+    large = noise_floor_tv(draw, 20000, b, np.random.default_rng(0))
+    assert large < small / 5
+
+
+def test_mass_shift_sign():
+    assert mass_shift([0.2, 0.8], [0.5, 0.5]).tolist() == pytest.approx([-0.3, 0.3])

@@ -1,0 +1,54 @@
+import altair as alt
+import pandas as pd
+import pytest
+
+from paper_lib import plots
+
+
+def chart():
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [3.0, 1.0, 2.0]})
+    return alt.Chart(df).mark_line().encode(x="a:Q", y="b:Q")
+
+
+def test_save_writes_svg_png_csv(tmp_path):
+    paths = plots.save(chart(), "01_test")
+    assert {p.name for p in paths.values()} == {"01_test.svg", "01_test.png", "01_test.csv"}
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in paths["svg"].read_bytes()[:400]
+    assert pd.read_csv(paths["csv"]).shape == (3, 2)
+
+
+def test_save_of_layered_chart_collects_data():
+    c = chart() + chart().mark_point()
+    paths = plots.save(c, "layered")
+    assert pd.read_csv(paths["csv"]).shape == (6, 2)
+
+
+def test_failed_render_leaves_no_partial_file(monkeypatch):
+    import vl_convert
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(vl_convert, "vegalite_to_png", fail)  # the SVG renders, the PNG fails
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        plots.save(chart(), "broken")
+    out = plots.output_dir()
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_chart_without_data_needs_data_argument():
+    c = alt.Chart(alt.UrlData("x.csv")).mark_point().encode(x="a:Q")
+    with pytest.raises(ValueError, match="pass data="):
+        plots.save(c, "nodata")
+
+
+def test_bad_names_are_rejected():
+    for name in ("", "../x", "a/b", ".hidden"):
+        with pytest.raises(ValueError, match="bad figure name"):
+            plots.save(chart(), name)
+
+
+def test_save_table(tmp_path):
+    path = plots.save_table(pd.DataFrame({"x": [0.123456789]}), "demo")
+    assert path.parent.name == "tables" and path.read_text() == "x\n0.123457\n"
