@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["Bins", "histogram", "bootstrap_histogram", "tv", "w1", "noise_floor_tv", "mass_shift"]
+__all__ = ["Bins", "histogram", "bootstrap_histogram", "tv", "w1", "noise_floor_tv", "mass_shift",
+           "uniform_histogram", "uniform_quantiles", "nn_distances", "consistent_bins", "agreement"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,75 @@ def noise_floor_tv(sample_prior, n: int, bins: Bins, rng: np.random.Generator,
 def mass_shift(p_model: np.ndarray, p_ref: np.ndarray) -> np.ndarray:
     """Bin-wise drift Δ = p_model − p_ref, shape (n + 2,): positive where mass is gained."""
     return np.asarray(p_model, float) - np.asarray(p_ref, float)
+
+
+def uniform_histogram(bins: Bins) -> np.ndarray:
+    """The exact histogram of a prior uniform on ``[bins.lo, bins.hi)``: 1/n per inner bin."""
+    return np.r_[0.0, np.full(bins.n, 1.0 / bins.n), 0.0]
+
+
+def uniform_quantiles(lo: float, hi: float, n: int = 10000) -> np.ndarray:
+    """n evenly spaced quantiles of U[lo, hi): a deterministic stand-in for the prior in W1."""
+    return lo + (hi - lo) * (np.arange(n) + 0.5) / n
+
+
+def nn_distances(A: np.ndarray, B: np.ndarray, exclude_self: bool = False,
+                 chunk: int = 2048) -> np.ndarray:
+    """Euclidean distance from each trajectory of A (n, T, C) to its nearest one in B (m, T, C).
+
+    Trajectories are flattened (units of the trajectories). With ``exclude_self`` (A is B or a
+    prefix of it) the zero distance of a trajectory to itself is skipped. Returns (n,).
+    """
+    import torch
+
+    a = torch.as_tensor(np.asarray(A, np.float32).reshape(len(A), -1))
+    b = torch.as_tensor(np.asarray(B, np.float32).reshape(len(B), -1))
+    out = np.empty(len(a))
+    with torch.inference_mode():
+        for s in range(0, len(a), chunk):
+            d = torch.cdist(a[s:s + chunk], b)
+            if exclude_self:
+                rows = torch.arange(d.shape[0])
+                d[rows, rows + s] = float("inf")
+            out[s:s + chunk] = d.min(1).values.numpy()
+    return out
+
+
+def consistent_bins(deltas: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Bins whose drift has the same sign in every run and exceeds the noise in every run.
+
+    ``deltas`` (runs, bins) drift per run, ``noise`` (runs, bins) or (bins,) half-widths of the
+    bootstrap band. Returns int (bins,): +1 gains in every run, −1 loses in every run, 0 otherwise.
+    """
+    deltas = np.atleast_2d(deltas)
+    big = np.abs(deltas) > noise
+    gain = np.all((deltas > 0) & big, axis=0)
+    loss = np.all((deltas < 0) & big, axis=0)
+    return gain.astype(int) - loss.astype(int)
+
+
+def agreement(p_pred: np.ndarray, p_model: np.ndarray, p_data: np.ndarray,
+              noise: np.ndarray | float = 0.0) -> dict[str, float]:
+    """How well a predicted histogram matches a trained model's, all on the same bins (n + 2,).
+
+    * ``rho``: Pearson correlation over bins of predicted drift p_pred − p_data and observed drift
+      p_model − p_data (NaN when either drift is constant);
+    * ``sign_agreement``: on bins whose observed drift exceeds ``noise`` (its bootstrap
+      half-width, scalar or per bin), the fraction where the predicted drift has the same sign
+      (NaN when no bin exceeds the noise);
+    * ``edf``: explained drift fraction 1 − TV(p_pred, p_model) / TV(p_data, p_model): 1 for a
+      perfect prediction, 0 for predicting no drift, negative when worse than that;
+    * ``tv_pred_model`` and ``tv_prior_model``: the two TVs behind it.
+    """
+    p_pred, p_model, p_data = (np.asarray(a, float) for a in (p_pred, p_model, p_data))
+    d_pred, d_obs = p_pred - p_data, p_model - p_data
+    if np.std(d_pred) > 0 and np.std(d_obs) > 0:
+        rho = float(np.corrcoef(d_pred, d_obs)[0, 1])
+    else:
+        rho = float("nan")
+    big = np.abs(d_obs) > np.broadcast_to(np.asarray(noise, float), d_obs.shape)
+    sign = float(np.mean(np.sign(d_pred[big]) == np.sign(d_obs[big]))) if big.any() else float("nan")
+    tv_pm, tv_dm = tv(p_pred, p_model), tv(p_data, p_model)
+    edf = 1.0 - tv_pm / tv_dm if tv_dm > 0 else float("nan")
+    return {"rho": rho, "sign_agreement": sign, "edf": float(edf), "tv_pred_model": tv_pm,
+            "tv_prior_model": tv_dm}

@@ -14,7 +14,8 @@ import pandas as pd
 
 from .cache import atomic_write_bytes
 
-__all__ = ["theme", "output_dir", "set_output_dir", "save", "save_table", "save_html", "COLORS"]
+__all__ = ["theme", "output_dir", "set_output_dir", "save", "save_table", "update_table",
+           "save_html", "COLORS"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _OUTPUT: Path | None = None
@@ -120,3 +121,21 @@ def save_html(chart: alt.TopLevelMixin, name: str) -> Path:
     path = output_dir() / f"{name}.html"
     atomic_write_bytes(path, html.encode())
     return path
+
+
+def update_table(df: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:
+    """Merge rows into ``tables/NAME.csv``: rows of the existing table with the same ``keys`` as a
+    new row are replaced, others are kept (so several notebooks can each own some rows). The
+    result is sorted by ``keys`` and written atomically; it is returned."""
+    path = output_dir() / "tables" / f"{name}.csv"
+    if path.exists():
+        old = pd.read_csv(path)
+        if list(old.columns) != list(df.columns):
+            raise ValueError(f"table {name}: columns {list(df.columns)} differ from the "
+                             f"existing {list(old.columns)}")
+        new_keys = set(map(tuple, df[keys].astype(str).values))
+        keep = [tuple(r) not in new_keys for r in old[keys].astype(str).values]
+        df = pd.concat([old[keep], df], ignore_index=True)
+    df = df.sort_values(keys, kind="stable").reset_index(drop=True)
+    save_table(df, name)
+    return df

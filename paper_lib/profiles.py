@@ -30,6 +30,7 @@ class Profile:
     ablation_steps: tuple[int, ...] = (500, 1000, 3000)
     ablation_widths: tuple[int, ...] = (16, 32)
     ablation_sizes: tuple[int, ...] = (1024, 4096)
+    ablation_samplers: tuple[tuple[str, int], ...] = (("ddim", 50), ("ddim", 20), ("ddim", 10))
     extra: dict = field(default_factory=dict)
 
     def with_(self, **changes) -> "Profile":
@@ -42,6 +43,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke", n_train=256, n_examples=4, n_recovery=200, n_samples=256, n_boot=50,
         n_bins=10, train_steps=40, batch_size=64, width=8, diffusion_steps=20, sample_steps=20,
         seeds=(0, 1), ablation_steps=(20, 40), ablation_widths=(8, 16), ablation_sizes=(128, 256),
+        ablation_samplers=(("ddim", 10), ("ddim", 5)),
     ),
     "default": Profile(name="default"),
     "paper": Profile(

@@ -61,3 +61,61 @@ def test_noise_floor_shrinks_with_sample_size():
 
 def test_mass_shift_sign():
     assert mass_shift([0.2, 0.8], [0.5, 0.5]).tolist() == pytest.approx([-0.3, 0.3])
+
+
+def test_uniform_histogram_and_quantiles():
+    from paper_lib.metrics import uniform_histogram, uniform_quantiles
+
+    b = Bins(1, 4, 3)
+    assert uniform_histogram(b).tolist() == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3, 0])
+    assert tv(histogram(uniform_quantiles(1, 4, 3000), b), uniform_histogram(b)) < 1e-9
+
+
+def test_nn_distances_hand_case():
+    from paper_lib.metrics import nn_distances
+
+    B = np.array([[[0.0], [0.0]], [[3.0], [4.0]], [[10.0], [0.0]]])
+    A = np.array([[[0.0], [1.0]], [[3.0], [4.0]]])
+    assert nn_distances(A, B).tolist() == pytest.approx([1.0, 0.0])
+    assert nn_distances(B, B, exclude_self=True).tolist() == pytest.approx([5.0, 5.0, 65 ** 0.5], 1e-6)
+    big = np.random.default_rng(0).normal(size=(300, 4, 1))
+    np.testing.assert_allclose(nn_distances(big, big, exclude_self=True, chunk=64),
+                               nn_distances(big, big, exclude_self=True), rtol=1e-6)
+
+
+def test_consistent_bins():
+    from paper_lib.metrics import consistent_bins
+
+    d = np.array([[0.1, -0.1, 0.1, 0.01], [0.2, -0.05, -0.1, 0.02]])
+    assert consistent_bins(d, 0.03).tolist() == [1, -1, 0, 0]
+
+
+def test_agreement_perfect_prediction():
+    from paper_lib.metrics import agreement
+
+    data = np.array([0, 0.25, 0.25, 0.25, 0.25, 0])
+    model = np.array([0.05, 0.15, 0.2, 0.3, 0.25, 0.05])
+    a = agreement(model, model, data, noise=0.02)
+    assert a["edf"] == pytest.approx(1) and a["rho"] == pytest.approx(1)
+    assert a["sign_agreement"] == 1 and a["tv_pred_model"] == 0
+    assert a["tv_prior_model"] == pytest.approx(tv(data, model))
+
+
+def test_agreement_predicting_the_prior_explains_nothing():
+    from paper_lib.metrics import agreement
+
+    data = np.array([0, 0.5, 0.5, 0])
+    model = np.array([0.1, 0.3, 0.5, 0.1])
+    a = agreement(data, model, data)
+    assert a["edf"] == pytest.approx(0) and np.isnan(a["rho"])
+
+
+def test_agreement_opposite_prediction_is_negative():
+    from paper_lib.metrics import agreement
+
+    data = np.array([0.5, 0.5])
+    model = np.array([0.7, 0.3])
+    a = agreement(np.array([0.3, 0.7]), model, data, noise=0.01)
+    assert a["rho"] == pytest.approx(-1) and a["sign_agreement"] == 0 and a["edf"] < 0
+    half = agreement(np.array([0.6, 0.4]), model, data)
+    assert half["edf"] == pytest.approx(0.5)

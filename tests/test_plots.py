@@ -52,3 +52,13 @@ def test_bad_names_are_rejected():
 def test_save_table(tmp_path):
     path = plots.save_table(pd.DataFrame({"x": [0.123456789]}), "demo")
     assert path.parent.name == "tables" and path.read_text() == "x\n0.123457\n"
+
+
+def test_update_table_replaces_rows_with_same_keys():
+    a = pd.DataFrame({"task": ["sine", "cone"], "model": ["m", "m"], "tv": [0.1, 0.2]})
+    plots.update_table(a, "drift_demo", ["task", "model"])
+    b = pd.DataFrame({"task": ["maze", "cone"], "model": ["m", "m"], "tv": [0.5, 0.3]})
+    out = plots.update_table(b, "drift_demo", ["task", "model"])
+    assert out.task.tolist() == ["cone", "maze", "sine"] and out.tv.tolist() == [0.3, 0.5, 0.1]
+    with pytest.raises(ValueError, match="columns"):
+        plots.update_table(pd.DataFrame({"task": ["x"]}), "drift_demo", ["task"])
