@@ -1,0 +1,426 @@
+"""The data deviation kernel K(x'|x): small local errors around data trajectories, and the
+histogram of the quantity they predict (DESIGN.md section 5).
+
+Every kernel is an object with ``name`` (its family), ``scale`` (its one free scale, a float),
+``params`` (the other documented parameters) and ``sample(X, rng) -> X'``: X (n, T, C) float32 in
+task units, rng a numpy Generator, X' float32 of the same shape, deterministic for a given rng
+state. Scale 0 returns X exactly (except ``denoise``, whose scale is a diffusion step, see there).
+
+Families:
+
+* ``white(scale)``: x' = x + σ ε, ε iid N(0, 1) per entry.
+* ``smooth(scale, length)``: x' = x + σ (G_ℓ ∗ ε), white noise filtered along time by a Gaussian
+  of std ``length`` steps, renormalised so every entry has std σ.
+* ``spectral(psd, scale)``: stationary Gaussian noise per channel with power spectrum ``psd``
+  (fitted by :func:`fit_spectral`, e.g. on :func:`nearest_residuals` of a model's samples), × scale.
+* ``neighbour(train, scale, k)``: x' = (1 − α) x + α x_j, x_j uniform among the k nearest
+  training trajectories of x (x itself excluded): deviation along directions the data varies in.
+* ``denoise(trained, t_star)``: noise x to diffusion step t* and run the model's reverse steps.
+
+Stationary noise is generated on the circle of T steps (periodic boundary): the rfft of white
+noise is multiplied by √psd and transformed back, so it is exactly stationary, with no edge
+effects, and its per-entry variance is (1/T) Σ_k psd_k over the full spectrum.
+
+Prediction: :func:`predict` gives p̂ = histogram of m(x'), x ~ data, x' ~ K(·|x). :func:`locality`
+measures how far a kernel moves trajectories in units of :func:`data_spacing`; :func:`calibrate`
+fits a kernel's scale to a model's histogram, :func:`scale_for_locality` picks it from a target
+locality (e.g. the model's own sample-to-data distance) without looking at the model's histogram.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .metrics import Bins, histogram, tv
+
+__all__ = ["Kernel", "white", "smooth", "spectral", "neighbour", "denoise", "KERNELS",
+           "make_kernel", "fit_spectral", "spectral_variance", "nearest_residuals", "knn",
+           "predict", "locality", "data_spacing", "calibrate", "scale_for_locality"]
+
+
+def _check_X(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 3:
+        raise ValueError(f"trajectories must have shape (n, T, C), got {X.shape}")
+    return X
+
+
+def _check_scale(scale) -> float:
+    s = float(scale)
+    if not np.isfinite(s) or s < 0:
+        raise ValueError(f"kernel scale must be finite and >= 0, got {scale!r}")
+    return s
+
+
+class Kernel:
+    """Base: ``sample`` validates X, returns a copy at scale 0, else calls ``_perturb``."""
+
+    name = "kernel"
+
+    def __init__(self, scale: float, **params):
+        self.scale = _check_scale(scale)
+        self.params = params
+
+    def sample(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Perturbed trajectories X' (n, T, C) float32 (task units) for X (n, T, C)."""
+        X = _check_X(X)
+        if self.scale == 0:
+            return X.copy()
+        return np.asarray(self._perturb(X, rng), dtype=np.float32)
+
+    def _perturb(self, X, rng):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        shown = {k: (v if np.ndim(v) == 0 else f"array{np.shape(v)}")
+                 for k, v in self.params.items()}
+        return f"{self.name}(scale={self.scale:g}, {shown})"
+
+
+# ----------------------------------------------------------------------------- stationary noise
+
+def _rfft_weights(T: int) -> np.ndarray:
+    """Multiplicity of each rfft bin in the full spectrum, (T//2+1,): 1 for DC and Nyquist,
+    else 2."""
+    w = np.full(T // 2 + 1, 2.0)
+    w[0] = 1.0
+    if T % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def spectral_variance(psd: np.ndarray, T: int) -> np.ndarray:
+    """Per-entry variance of stationary noise with spectrum ``psd`` (T//2+1, C): (1/T) Σ_k psd_k
+    over the full spectrum, shape (C,). Divide a psd by it to get unit-variance noise."""
+    psd = np.asarray(psd, float)
+    return (_rfft_weights(T)[:, None] * psd.reshape(len(psd), -1)).sum(0) / T
+
+
+def _stationary_noise(psd: np.ndarray, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """Noise (n, T, C) float64, per channel stationary on the circle, spectrum psd (T//2+1, C)."""
+    n, T, C = shape
+    eps = rng.standard_normal((n, T, C))
+    return np.fft.irfft(np.fft.rfft(eps, axis=1) * np.sqrt(psd)[None], n=T, axis=1)
+
+
+def fit_spectral(residuals: np.ndarray) -> np.ndarray:
+    """Per-channel power spectrum of residuals (n, T, C) in task units: psd_k = mean_n |R_k|² / T
+    with R = rfft along time, shape (T//2+1, C), float64.
+
+    With this normalisation ``spectral(psd, 1)`` draws noise with the residuals' per-entry mean
+    square (Parseval: Σ_t r_t² = (1/T) Σ_k |R_k|²) and the same spectrum. The residuals' mean is
+    not removed: a systematic offset appears as power at frequency 0, drawn with a random sign.
+    """
+    r = np.asarray(residuals, float)
+    if r.ndim != 3 or len(r) == 0:
+        raise ValueError(f"residuals must have shape (n, T, C) with n >= 1, got {r.shape}")
+    return (np.abs(np.fft.rfft(r, axis=1)) ** 2).mean(0) / r.shape[1]
+
+
+class white(Kernel):
+    """x' = x + scale·ε, ε iid N(0, 1) per entry (task units)."""
+
+    name = "white"
+
+    def __init__(self, scale: float):
+        super().__init__(scale)
+
+    def _perturb(self, X, rng):
+        return X + self.scale * rng.standard_normal(X.shape, dtype=np.float32)
+
+
+class smooth(Kernel):
+    """x' = x + scale·(G_ℓ ∗ ε), ε white, G_ℓ a Gaussian of std ``length`` time steps applied as
+    a periodic (circular) filter along time, renormalised so each entry has std exactly ``scale``.
+
+    In the frequency domain the filter's power is exp(−4π² ℓ² (k/T)²); ``length`` 0 is white noise.
+    The lag-τ correlation of the noise is ≈ exp(−τ² / (4ℓ²)).
+    """
+
+    name = "smooth"
+
+    def __init__(self, scale: float, length: float):
+        length = float(length)
+        if not np.isfinite(length) or length < 0:
+            raise ValueError(f"smooth: length must be finite and >= 0 time steps, got {length!r}")
+        super().__init__(scale, length=length)
+
+    def _perturb(self, X, rng):
+        T = X.shape[1]
+        power = np.exp(-4 * np.pi ** 2 * self.params["length"] ** 2
+                       * (np.arange(T // 2 + 1) / T) ** 2)[:, None]
+        psd = power / spectral_variance(power, T)  # unit per-entry variance
+        return X + self.scale * _stationary_noise(psd, X.shape, rng)
+
+
+class spectral(Kernel):
+    """x' = x + scale·η, η stationary Gaussian noise per channel with power spectrum ``psd``
+    (T//2+1, C) in task units² (as returned by :func:`fit_spectral`); a psd of shape (T//2+1,) or
+    (T//2+1, 1) is used for every channel. To carry a spectrum to a task with other channels or
+    units, average it over channels and divide by :func:`spectral_variance` (unit variance), then
+    choose ``scale`` (e.g. with :func:`scale_for_locality`)."""
+
+    name = "spectral"
+
+    def __init__(self, psd: np.ndarray, scale: float = 1.0):
+        psd = np.asarray(psd, float)
+        psd = psd[:, None] if psd.ndim == 1 else psd
+        if psd.ndim != 2 or not np.isfinite(psd).all() or (psd < 0).any():
+            raise ValueError(f"spectral: psd must be a finite, non-negative (T//2+1, C) array, "
+                             f"got shape {psd.shape}")
+        super().__init__(scale, psd=psd)
+
+    def _perturb(self, X, rng):
+        psd = self.params["psd"]
+        n, T, C = X.shape
+        if len(psd) != T // 2 + 1 or psd.shape[1] not in (1, C):
+            raise ValueError(f"spectral: psd of shape {psd.shape} does not fit trajectories with "
+                             f"T={T}, C={C} (need ({T // 2 + 1}, {C}) or ({T // 2 + 1}, 1))")
+        psd = np.broadcast_to(psd, (T // 2 + 1, C))
+        return X + self.scale * _stationary_noise(psd, X.shape, rng)
+
+
+# ----------------------------------------------------------------------------- nearest neighbours
+
+def knn(A: np.ndarray, B: np.ndarray, k: int = 1, exclude: np.ndarray | None = None,
+        exclude_zero: bool = False, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest trajectories of B (m, T, C) to each of A (n, T, C), Euclidean over flattened
+    trajectories (task units). Returns (distances (n, k) float64, indices into B (n, k)), nearest
+    first.
+
+    ``exclude`` (n,) gives, per row of A, an index of B to skip (A's own position when A ⊂ B);
+    ``exclude_zero`` skips exact duplicates of the row. Candidates come from ``torch.cdist`` in
+    chunks of ``chunk`` rows; their distances are recomputed exactly in float64, so a duplicate
+    has distance exactly 0.
+    """
+    import torch
+
+    a = torch.as_tensor(_check_X(A).reshape(len(A), -1))
+    b = torch.as_tensor(_check_X(B).reshape(len(B), -1))
+    extra = int(exclude is not None) + int(exclude_zero)
+    k = int(k)
+    if not 1 <= k <= len(b) - extra:
+        raise ValueError(f"need 1 <= k <= {len(b) - extra} neighbours, got k={k}")
+    kc = min(k + extra, len(b))
+    dist, idx = np.empty((len(a), k)), np.empty((len(a), k), dtype=np.int64)
+    with torch.inference_mode():
+        for s in range(0, len(a), chunk):
+            ac = a[s:s + chunk]
+            cand = torch.cdist(ac, b).topk(kc, dim=1, largest=False).indices        # (c, kc)
+            d = (b[cand].double() - ac[:, None].double()).pow(2).sum(-1).sqrt()      # exact
+            if exclude is not None:
+                own = torch.as_tensor(np.asarray(exclude)[s:s + chunk], dtype=torch.long)
+                d[cand == own[:, None]] = float("inf")
+            if exclude_zero:
+                d[d == 0] = float("inf")
+            d, order = d.sort(dim=1)
+            dist[s:s + chunk] = d[:, :k].numpy()
+            idx[s:s + chunk] = cand.gather(1, order)[:, :k].numpy()
+    return dist, idx
+
+
+def nearest_residuals(samples: np.ndarray, train: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Each sample minus its nearest training trajectory (flattened Euclidean), (n, T, C) float32
+    in task units: the model's own local error, input to :func:`fit_spectral`."""
+    S = _check_X(samples)
+    _, idx = knn(S, train, k=1, chunk=chunk)
+    return S - _check_X(train)[idx[:, 0]]
+
+
+class neighbour(Kernel):
+    """Pure data deviation: x' = (1 − α) x + α x_j = x + α (x_j − x), x_j drawn uniformly among
+    the k nearest training trajectories of x, excluding x itself. ``scale`` is α (1 lands exactly
+    on x_j, 0.5 halfway).
+
+    The kNN index of the training set is computed once at construction (self excluded by index).
+    ``sample`` uses it when X is the training set (same object or equal array); for any other X
+    the neighbours are searched on the fly, skipping exact duplicates (distance 0) of each row.
+    """
+
+    name = "neighbour"
+
+    def __init__(self, train: np.ndarray, scale: float, k: int = 8, chunk: int = 1024):
+        self.train = _check_X(train)
+        if int(k) != k or not 1 <= int(k) < len(self.train):
+            raise ValueError(f"neighbour: need 1 <= k < {len(self.train)} (training size), got {k}")
+        super().__init__(scale, k=int(k))
+        self.chunk = chunk
+        _, self.index = knn(self.train, self.train, int(k), exclude=np.arange(len(self.train)),
+                            chunk=chunk)
+
+    def neighbours(self, X: np.ndarray) -> np.ndarray:
+        """Indices (n, k) into ``train`` of the k nearest training trajectories of each row of X."""
+        if X is self.train or (X.shape == self.train.shape and np.array_equal(X, self.train)):
+            return self.index
+        return knn(X, self.train, self.params["k"], exclude_zero=True, chunk=self.chunk)[1]
+
+    def _perturb(self, X, rng):
+        nb = self.neighbours(X)
+        j = nb[np.arange(len(X)), rng.integers(nb.shape[1], size=len(X))]
+        a = self.scale
+        return (1 - a) * X.astype(np.float64) + a * self.train[j].astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- model's own error
+
+class denoise(Kernel):
+    """The model's own local error: noise x to diffusion step ``t_star`` with q(x_t | x_0) and run
+    the trained diffusion model's DDPM reverse steps back to 0 (``paper_lib.models.denoise``), in
+    task units. ``scale`` is t* (an integer step, 0 ≤ t* < diffusion_steps); ``params`` holds
+    ``alpha_bar`` = ᾱ(t*), the fraction of signal power kept at t* (1: data intact, 0: erased).
+
+    Unlike the data-only kernels, t* = 0 is not the identity: it is the smallest perturbation the
+    model makes (noise to ᾱ(0) and one reverse step). Each call draws the model's seed from rng.
+    """
+
+    name = "denoise"
+
+    def __init__(self, trained, t_star: int):
+        from . import models  # lazy: kernels.py must import without the models package
+
+        if int(t_star) != t_star:
+            raise ValueError(f"denoise: t_star must be an integer diffusion step, got {t_star!r}")
+        ab = np.asarray(models.alpha_bar(trained))
+        if not 0 <= int(t_star) < len(ab):
+            raise ValueError(f"denoise: t_star must be in [0, {len(ab) - 1}], got {t_star}")
+        super().__init__(int(t_star), alpha_bar=float(ab[int(t_star)]))
+        self.trained = trained
+
+    def sample(self, X, rng):
+        from . import models
+
+        X = _check_X(X)
+        seed = int(rng.integers(2 ** 31))
+        return np.asarray(models.denoise(self.trained, X, int(self.scale), seed), dtype=np.float32)
+
+
+KERNELS = {"white": white, "smooth": smooth, "spectral": spectral, "neighbour": neighbour,
+           "denoise": denoise}
+
+
+def make_kernel(name: str, **params) -> Kernel:
+    """The kernel of family ``name`` with ``params`` (the family's constructor arguments, e.g.
+    ``make_kernel("smooth", scale=0.02, length=4)``). Unknown names or parameters and missing
+    parameters raise ``ValueError`` naming the valid choices."""
+    if name not in KERNELS:
+        raise ValueError(f"unknown kernel {name!r}; valid kernels: {', '.join(KERNELS)}")
+    cls = KERNELS[name]
+    sig = inspect.signature(cls.__init__)
+    valid = [p for p in sig.parameters if p != "self"]
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(f"kernel {name!r} got unknown parameter(s) {', '.join(unknown)}; "
+                         f"valid parameters: {', '.join(valid)}")
+    missing = [p for p in valid if sig.parameters[p].default is inspect.Parameter.empty
+               and p not in params]
+    if missing:
+        raise ValueError(f"kernel {name!r} is missing parameter(s) {', '.join(missing)}; "
+                         f"valid parameters: {', '.join(valid)}")
+    return cls(**params)
+
+
+# ----------------------------------------------------------------------------- prediction
+
+def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.random.Generator,
+            chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted histogram of the quantity: p̂ = histogram of task.measure(x'), x' = K(x) applied
+    ``draws`` times to every trajectory of ``dataset.X``.
+
+    Returns (p̂ (bins.n + 2,), predicted q values (len(dataset) * draws,), draw-major: entry
+    d * n + i is draw d of trajectory i). The kernel sees the whole dataset once per draw when it
+    has at most ``chunk`` trajectories (so ``neighbour`` reuses its training-set index), else
+    consecutive blocks of ``chunk`` trajectories; memory is O(chunk · T · C).
+    """
+    X = dataset.X if hasattr(dataset, "X") else _check_X(dataset)
+    n, draws = len(X), int(draws)
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    q = np.empty(n * draws)
+    for d in range(draws):
+        for s in range(0, n, chunk):
+            block = X if chunk >= n else X[s:s + chunk]
+            q[d * n + s:d * n + s + len(block)] = task.measure(kernel.sample(block, rng))
+    return histogram(q, bins), q
+
+
+def locality(X: np.ndarray, X_pert: np.ndarray, spacing: float) -> float:
+    """Mean ‖x' − x‖ over trajectories (flattened Euclidean, task units) divided by ``spacing``
+    (e.g. :func:`data_spacing`): how far a kernel moves data, in nearest-neighbour spacings."""
+    X, X_pert = _check_X(X), _check_X(X_pert)
+    if X.shape != X_pert.shape:
+        raise ValueError(f"shapes differ: {X.shape} vs {X_pert.shape}")
+    d = np.sqrt(((X_pert.astype(np.float64) - X) ** 2).sum(axis=(1, 2)))
+    return float(d.mean() / spacing)
+
+
+def data_spacing(train: np.ndarray, n_ref: int = 2000, rng: np.random.Generator | None = None,
+                 chunk: int = 1024) -> float:
+    """Mean nearest-neighbour distance between training trajectories (flattened Euclidean, task
+    units, self excluded): ``n_ref`` of them drawn without replacement (``rng``, default seed 0)
+    against the whole set (all of them when n_ref >= n)."""
+    train = _check_X(train)
+    n = len(train)
+    if n < 2:
+        raise ValueError("data_spacing needs at least 2 trajectories")
+    rng = np.random.default_rng(0) if rng is None else rng
+    ref = np.arange(n) if n_ref >= n else np.sort(rng.choice(n, int(n_ref), replace=False))
+    d, _ = knn(train[ref], train, k=1, exclude=ref, chunk=chunk)
+    return float(d.mean())
+
+
+def calibrate(family: str, make, p_model: np.ndarray, task, dataset, bins: Bins, scales,
+              draws: int, rng: np.random.Generator, spacing: float | None = None):
+    """Fit a kernel's free scale to a trained model: grid search over ``scales`` minimising
+    TV(p̂, p_model). ``make(scale) -> Kernel`` builds the kernel (``None``: ``make_kernel(family,
+    scale=scale)``). Every grid point uses the same random stream (common random numbers), so the
+    TV curve is not jittered by sampling noise.
+
+    Returns (best scale, table): a pandas DataFrame with one row per scale: family, scale, tv,
+    edf, rho (from :func:`paper_lib.metrics.agreement`, against the measured data histogram), the
+    kernel's mean predicted q, and its locality when ``spacing`` is given.
+    """
+    import pandas as pd
+
+    from .metrics import agreement
+
+    make = (lambda s: make_kernel(family, scale=s)) if make is None else make
+    X = dataset.X
+    p_data = histogram(task.measure(X), bins)
+    seed = int(rng.integers(2 ** 63))
+    rows = []
+    for s in scales:
+        k = make(s)
+        p_hat, q = predict(task, dataset, k, draws, bins, np.random.default_rng(seed))
+        a = agreement(p_hat, p_model, p_data)
+        row = {"family": family, "scale": float(s), "tv": tv(p_hat, p_model), "edf": a["edf"],
+               "rho": a["rho"], "mean_q": float(np.mean(q))}
+        if spacing is not None:
+            row["locality"] = locality(X, k.sample(X, np.random.default_rng(seed)), spacing)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return float(table["scale"].iloc[int(np.argmin(table["tv"].to_numpy()))]), table
+
+
+def scale_for_locality(make, X: np.ndarray, spacing: float, target: float, scales=None,
+                       rng: np.random.Generator | None = None) -> tuple[float, np.ndarray]:
+    """The scale whose kernel moves X by ``target`` data spacings (e.g. the model's own
+    sample-to-nearest-data ratio): locality is evaluated on the grid ``scales`` (default 0 and
+    geomspace(1e-4, 10, 41)) with one common random stream, and linearly interpolated.
+
+    For white, smooth, spectral and neighbour kernels x' − x is exactly proportional to the scale
+    under common random numbers, so the interpolation is exact. Returns (scale, localities on the
+    grid). Raises if ``target`` is outside the grid's range of localities.
+    """
+    X = _check_X(X)
+    scales = (np.r_[0.0, np.geomspace(1e-4, 10, 41)] if scales is None
+              else np.sort(np.asarray(scales, float)))
+    seed = int((np.random.default_rng(0) if rng is None else rng).integers(2 ** 63))
+    loc = np.array([locality(X, make(s).sample(X, np.random.default_rng(seed)), spacing)
+                    for s in scales])
+    if np.any(np.diff(loc) < 0):
+        raise ValueError(f"locality is not monotone in scale on this grid: {np.round(loc, 4)}")
+    if not loc[0] <= target <= loc[-1]:
+        raise ValueError(f"target locality {target:g} outside [{loc[0]:g}, {loc[-1]:g}] reached by "
+                         f"scales {scales[0]:g}..{scales[-1]:g}; widen the grid")
+    return float(np.interp(target, loc, scales)), loc

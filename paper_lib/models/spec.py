@@ -1,0 +1,96 @@
+"""``ModelSpec``: everything that determines a model and its training, filled from a profile."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from ..profiles import Profile, get_profile
+
+__all__ = ["MODEL_CLASSES", "MODEL_CODE_VERSION", "ModelSpec", "make_spec"]
+
+MODEL_CLASSES = ("diffusion-unet", "diffusion-mlp", "transformer", "vae")
+MODEL_CODE_VERSION = 1  # bump when a change to paper_lib/models changes trained weights
+
+# per-kind architecture defaults that a profile does not set (``depth`` means: ResBlocks per
+# U-Net level are fixed at 1, residual MLP blocks, Transformer layers, encoder/decoder layers)
+_KIND_DEFAULTS = {
+    "diffusion-unet": {"depth": 1},
+    "diffusion-mlp": {"depth": 3},
+    "transformer": {"depth": 2},
+    "vae": {"depth": 2},
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model class and its sizes. ``width`` is the base channel count: U-Net channels are
+    ``width * mults``, the MLP denoiser's and the VAE's hidden size ``16 * width``, the
+    Transformer's d_model ``2 * width``. Training: AdamW at ``lr`` with a linear warm-up over ``warmup`` of the
+    steps and cosine decay to 0, gradient-norm clipping at ``grad_clip``, and an EMA of weights
+    with decay ``ema`` (used for sampling by every kind)."""
+
+    kind: str
+    width: int = 32
+    train_steps: int = 3000
+    batch_size: int = 128
+    lr: float = 2e-3
+    diffusion_steps: int = 100
+    prediction: str = "x0"        # diffusion target: "x0" (clean trajectory) or "eps" (noise)
+    schedule: str = "cosine"      # diffusion noise schedule: "cosine" or "linear"
+    ema: float = 0.995
+    depth: int = 2
+    mults: tuple[int, ...] = (1, 2, 4)  # U-Net channel multipliers (one level each)
+    kernel_size: int = 5          # U-Net convolution width (time steps)
+    heads: int = 2                # Transformer attention heads
+    latent_dim: int = 16          # VAE latent size
+    beta: float = 1.0             # VAE KL weight (1: the plain ELBO)
+    min_logvar: float = -14.0     # floor of Gaussian log-variances (Transformer, VAE): a guard
+                                  # only, below what training reaches (σ ≈ 1e-3 model units)
+    warmup: float = 0.05          # fraction of steps of linear LR warm-up
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+
+    def __post_init__(self):
+        if self.kind not in MODEL_CLASSES:
+            raise ValueError(f"unknown model class {self.kind!r}; valid classes: "
+                             f"{', '.join(MODEL_CLASSES)}")
+        if self.prediction not in ("eps", "x0"):
+            raise ValueError(f"prediction must be 'eps' or 'x0', got {self.prediction!r}")
+        if self.schedule not in ("cosine", "linear"):
+            raise ValueError(f"schedule must be 'cosine' or 'linear', got {self.schedule!r}")
+        for name in ("width", "train_steps", "batch_size", "diffusion_steps", "depth"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for f in fields(self):  # canonical types, so that 2 and 2.0 give the same cache key
+            if f.type in ("int", "float"):
+                object.__setattr__(self, f.name, (int if f.type == "int" else float)(
+                    getattr(self, f.name)))
+        object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
+
+    @property
+    def is_diffusion(self) -> bool:
+        return self.kind.startswith("diffusion")
+
+    def with_(self, **changes) -> "ModelSpec":
+        return make_spec(self, None, **changes)
+
+
+def make_spec(kind: str | ModelSpec, profile: str | Profile | None = "default",
+              **overrides) -> ModelSpec:
+    """The spec of ``kind`` with sizes (width, train_steps, batch_size, diffusion_steps) from
+    ``profile`` and any field changed by ``overrides``. Unknown kinds or fields raise
+    ``ValueError`` naming the valid ones. A ``ModelSpec`` as ``kind`` is copied with overrides."""
+    valid = [f.name for f in fields(ModelSpec) if f.name != "kind"]
+    bad = sorted(set(overrides) - set(valid))
+    if bad:
+        raise ValueError(f"unknown model spec field(s) {', '.join(bad)}; valid fields: "
+                         f"{', '.join(valid)}")
+    if isinstance(kind, ModelSpec):
+        return replace(kind, **overrides)
+    if kind not in MODEL_CLASSES:
+        raise ValueError(f"unknown model class {kind!r}; valid classes: {', '.join(MODEL_CLASSES)}")
+    sizes = {}
+    if profile is not None:
+        p = get_profile(profile)
+        sizes = {"width": p.width, "train_steps": p.train_steps, "batch_size": p.batch_size,
+                 "diffusion_steps": p.diffusion_steps}
+    return ModelSpec(kind=kind, **{**_KIND_DEFAULTS[kind], **sizes, **overrides})

@@ -1,0 +1,209 @@
+"""``fit``: the one training loop shared by every model class, with caching and resumable
+checkpoints.
+
+A trained model is cached under a hash of (task, dataset spec, model spec, profile name, seed,
+snapshot steps, ``MODEL_CODE_VERSION``). While training, a checkpoint (weights, EMA, optimiser,
+step, generator state, losses so far) is written atomically every quarter of the run and at least
+every ``CHECKPOINT_SECONDS``; a later ``fit`` with the same key resumes from it and ends with
+bitwise the same weights as an uninterrupted run (on the same device and thread count).
+"""
+from __future__ import annotations
+
+import copy
+import io
+import math
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import cache
+from ..profiles import Profile, get_profile
+from ..seeding import derive_seed
+from ..tasks import Task, get_task
+from .diffusion import diffusion_loss, make_schedule
+from .nets import MLPDenoiser, UNet1D
+from .sequence import ARTransformer, TrajectoryVAE
+from .spec import MODEL_CODE_VERSION, ModelSpec, make_spec
+
+__all__ = ["Trained", "fit", "build", "default_device", "CHECKPOINT_SECONDS"]
+
+CHECKPOINT_SECONDS = 30.0
+
+
+@dataclass
+class Trained:
+    """A trained model: ``state`` holds the EMA weights used for sampling (CPU tensors),
+    ``snapshots[k]`` the EMA weights after k steps, ``losses`` the training loss of every step,
+    ``train_seconds`` the wall time of the training itself (kept when loaded from the cache),
+    ``from_cache`` whether this object was loaded rather than trained."""
+
+    spec: ModelSpec
+    task: Task
+    state: dict
+    snapshots: dict = field(default_factory=dict)
+    train_seconds: float = 0.0
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    n_params: int = 0
+    from_cache: bool = False
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
+    """The network of ``spec`` for trajectories of shape (T, C) (weights from torch's global RNG)."""
+    w = spec.width
+    if spec.kind == "diffusion-unet":
+        if T % 2 ** (len(spec.mults) - 1):
+            raise ValueError(f"diffusion-unet with {len(spec.mults)} levels needs T divisible by "
+                             f"{2 ** (len(spec.mults) - 1)}, got T={T}")
+        return UNet1D(C, w, spec.mults, spec.kernel_size, spec.depth)
+    if spec.kind == "diffusion-mlp":
+        return MLPDenoiser(T, C, 16 * w, spec.depth)
+    if spec.kind == "transformer":
+        if (2 * w) % spec.heads:
+            raise ValueError(f"transformer d_model 2*width={2 * w} not divisible by heads={spec.heads}")
+        return ARTransformer(T, C, 2 * w, spec.depth, spec.heads, spec.min_logvar)
+    return TrajectoryVAE(T, C, 16 * w, spec.latent_dim, spec.depth, spec.min_logvar, spec.beta)
+
+
+def _state(module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _lr(spec: ModelSpec, step: int) -> float:
+    """Linear warm-up over ``spec.warmup`` of the run, then cosine decay to 0."""
+    warm = max(1, round(spec.warmup * spec.train_steps))
+    return spec.lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / spec.train_steps))
+
+
+def _save_checkpoint(path, net, ema, opt, gen, step, losses, snaps, seconds) -> None:
+    buf = io.BytesIO()
+    torch.save({"net": _state(net), "ema": _state(ema), "opt": opt.state_dict(),
+                "gen": gen.get_state(), "step": step, "losses": list(losses),
+                "snapshots": snaps, "seconds": seconds}, buf)
+    cache.atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_checkpoint(path, device):
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a damaged checkpoint is dropped, training starts over
+        warnings.warn(f"checkpoint {path.name} is unreadable ({exc}); starting over",
+                      cache.CacheCorruptWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) -> dict:
+    T, C = X.shape[1:]
+    data = torch.as_tensor(task.to_model(X), device=device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init", spec.kind))
+        net = build(spec, T, C).to(device)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "train", spec.kind))
+    sched = make_schedule(spec) if spec.is_diffusion else None
+    step, losses, snaps, seconds = 0, [], {}, 0.0
+    ck = _load_checkpoint(ckpt_path, device) if ckpt_path is not None else None
+    if ck is not None:
+        net.load_state_dict(ck["net"]), ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"]), gen.set_state(ck["gen"])
+        step, losses, snaps, seconds = ck["step"], ck["losses"], ck["snapshots"], ck["seconds"]
+    marks = {round(spec.train_steps * f) for f in (0.25, 0.5, 0.75)}
+    start = last_ckpt = time.perf_counter()
+    bar = tqdm(total=spec.train_steps, initial=step, disable=not show, leave=False,
+               desc=f"{spec.kind} on {task.name}")
+    net.train()
+    while step < spec.train_steps:
+        x = data[torch.randint(len(data), (spec.batch_size,), generator=gen).to(device)]
+        loss = (diffusion_loss(net, x, gen, spec, sched) if spec.is_diffusion
+                else net.loss(x, gen))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), spec.grad_clip)
+        for g in opt.param_groups:
+            g["lr"] = _lr(spec, step)
+        opt.step()
+        decay = min(spec.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(p, 1 - decay)
+        losses.append(float(loss.detach()))
+        step += 1
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if step in snapshots:
+            snaps[step] = _state(ema)
+        now = time.perf_counter()
+        if ckpt_path is not None and step < spec.train_steps and (
+                step in marks or now - last_ckpt >= CHECKPOINT_SECONDS):
+            _save_checkpoint(ckpt_path, net, ema, opt, gen, step, losses, snaps,
+                             seconds + now - start)
+            last_ckpt = now
+        if stop_after is not None and step >= stop_after:
+            bar.close()
+            raise KeyboardInterrupt(f"_stop_after={stop_after} (simulated interruption)")
+    bar.close()
+    return {"spec": asdict(spec), "task": task, "state": _state(ema), "snapshots": snaps,
+            "train_seconds": seconds + time.perf_counter() - start,
+            "losses": np.asarray(losses, np.float32),
+            "n_params": sum(p.numel() for p in net.parameters())}
+
+
+def _trained(payload: dict, from_cache: bool) -> Trained:
+    d = dict(payload["spec"])
+    d["mults"] = tuple(d["mults"])
+    return Trained(ModelSpec(**d), payload["task"], payload["state"], dict(payload["snapshots"]),
+                   float(payload["train_seconds"]), payload["losses"], int(payload["n_params"]),
+                   from_cache)
+
+
+def fit(spec: ModelSpec | str, dataset, profile: str | Profile = "default", seed: int = 0,
+        use_cache: bool = True, progress: bool | None = None, snapshots=(), device=None,
+        _stop_after: int | None = None) -> Trained:
+    """Train ``spec`` (a ``ModelSpec`` or a kind name, sized by ``profile``) on ``dataset``
+    (trajectories (n, T, C) in task units; the model sees ``task.to_model(X)``).
+
+    Deterministic in ``seed``. Loads the cached model when there is one (``use_cache``), else
+    trains (resuming from a checkpoint if an earlier run was interrupted) and stores it.
+    ``snapshots``: step counts at which a copy of the EMA weights is kept (for drift versus
+    training steps). ``progress``: show a tqdm bar (default: not under the smoke profile and
+    only on a terminal). ``_stop_after``: testing hook, raises ``KeyboardInterrupt`` after that
+    many steps of this call, as an interruption would.
+    """
+    profile = get_profile(profile)
+    spec = make_spec(spec, profile) if isinstance(spec, str) else spec
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a ModelSpec or a model class name, got {type(spec).__name__}")
+    params = dataset.spec.get("params")
+    task = params if isinstance(params, Task) else get_task(dataset.task)
+    X = task.check(dataset.X)
+    snapshots = tuple(sorted({int(s) for s in snapshots}))
+    if any(s < 1 or s > spec.train_steps for s in snapshots):
+        raise ValueError(f"snapshot steps must lie in 1..{spec.train_steps}, got {snapshots}")
+    key = {"task": task, "data": dataset.spec, "model": spec, "profile": profile.name,
+           "seed": int(seed), "snapshots": snapshots, "v": MODEL_CODE_VERSION}
+    if use_cache:
+        hit = cache.load("model", key)
+        if hit is not None:
+            return _trained(hit, from_cache=True)
+    show = progress if progress is not None else (profile.name != "smoke" and sys.stderr.isatty())
+    ckpt = cache.cache_dir() / "checkpoints" / f"{cache.spec_key('model', key)}.pt" \
+        if use_cache else None
+    device = torch.device(device) if device is not None else default_device()
+    payload = _train(spec, task, X, int(seed), set(snapshots), show, ckpt, device, _stop_after)
+    if use_cache:
+        cache.store("model", key, payload)
+        ckpt.unlink(missing_ok=True)
+    return _trained(payload, from_cache=False)

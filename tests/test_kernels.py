@@ -1,0 +1,169 @@
+import numpy as np
+import pytest
+
+import paper_lib
+from paper_lib import kernels as K
+from paper_lib.metrics import Bins, histogram, tv
+
+
+@pytest.fixture(scope="module")
+def cone():
+    return paper_lib.get_task("cone"), paper_lib.make_dataset("cone", 512, seed=0, use_cache=False)
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _kernels(train):
+    psd = K.fit_spectral(_rng(5).normal(0, 0.01, train.shape))
+    return [K.white(0.02), K.smooth(0.02, 4), K.spectral(psd, 1.0), K.neighbour(train, 0.3, k=4)]
+
+
+def test_every_kernel_shape_determinism_and_scale_zero(cone):
+    _, ds = cone
+    X = ds.X[:64]
+    for k in _kernels(X):
+        a, b, c = (k.sample(X, _rng(s)) for s in (1, 1, 2))
+        assert a.shape == X.shape and a.dtype == np.float32, k
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c) and not np.array_equal(a, X), k
+        k.scale = 0.0
+        np.testing.assert_array_equal(k.sample(X, _rng(1)), X)
+        assert isinstance(k.params, dict) and k.name in K.KERNELS
+
+
+def test_white_std_matches_scale():
+    X = np.zeros((400, 64, 2), np.float32)
+    d = K.white(0.05).sample(X, _rng()) - X
+    assert abs(d.std() / 0.05 - 1) < 0.05
+
+
+def test_smooth_has_scale_std_and_is_correlated():
+    X = np.zeros((400, 64, 1), np.float32)
+    d = K.smooth(0.05, 4).sample(X, _rng())[..., 0].astype(float)
+    assert abs(d.std() / 0.05 - 1) < 0.05
+    assert np.all(np.abs(d.std(0) / 0.05 - 1) < 0.2)      # every time step, not only on average
+    lag1 = (d[:, 1:] * d[:, :-1]).mean() / d.var()
+    assert lag1 > 0.9                                      # theory: exp(-1/64) ≈ 0.98
+    white = K.smooth(0.05, 0).sample(X, _rng())[..., 0]
+    assert abs((white[:, 1:] * white[:, :-1]).mean() / white.var()) < 0.05
+
+
+def test_spectral_reproduces_residual_variance_and_spectrum():
+    Z = np.zeros((800, 64, 2), np.float32)
+    r_white = K.white(0.03).sample(Z, _rng(1))
+    r_smooth = K.smooth(0.03, 3).sample(Z, _rng(2))
+    for r in (r_white, r_smooth):
+        psd = K.fit_spectral(r)
+        assert psd.shape == (33, 2)
+        mean_square = (r.astype(float) ** 2).mean((0, 1))
+        np.testing.assert_allclose(K.spectral_variance(psd, 64), mean_square, rtol=1e-6)
+        eta = K.spectral(psd).sample(Z, _rng(3)).astype(float)
+        assert abs(eta.std() / r.std() - 1) < 0.05
+        np.testing.assert_allclose(K.fit_spectral(eta).sum(0), psd.sum(0), rtol=0.05)
+    eta = K.spectral(K.fit_spectral(r_smooth)).sample(Z, _rng(4))[..., 0]
+    assert (eta[:, 1:] * eta[:, :-1]).mean() / eta.var() > 0.9
+    eta = K.spectral(K.fit_spectral(r_white)).sample(Z, _rng(4))[..., 0]
+    assert abs((eta[:, 1:] * eta[:, :-1]).mean() / eta.var()) < 0.05
+    with pytest.raises(ValueError, match="does not fit"):
+        K.spectral(np.ones((10, 2))).sample(Z, _rng())
+
+
+def test_neighbour_moves_towards_a_nearest_training_neighbour(cone):
+    _, ds = cone
+    X = ds.X[:200]
+    k = K.neighbour(X, 1.0, k=3)
+    _, idx = K.knn(X, X, k=4)                        # nearest is itself, then 3 neighbours
+    assert np.array_equal(idx[:, 0], np.arange(200)) and np.array_equal(k.index, idx[:, 1:])
+    x1 = k.sample(X, _rng(7))
+    hit = (x1[:, None] == X[k.index]).all(axis=(2, 3))   # lands exactly on one of its neighbours
+    assert hit.any(1).all()
+    k.scale = 0.5
+    xh = k.sample(X, _rng(7))                           # same draws: halfway to the same neighbour
+    np.testing.assert_allclose(xh, 0.5 * (X + x1), atol=1e-6)
+    # a copy of the training set (not the same array object) and a subset use the same neighbours
+    np.testing.assert_array_equal(k.neighbours(X[:50].copy()), k.index[:50])
+    np.testing.assert_array_equal(k.neighbours(X.copy()), k.index)
+
+
+def test_nearest_residuals_and_knn(cone):
+    _, ds = cone
+    train = ds.X[:300]
+    S = train[:20] + 1e-3
+    r = K.nearest_residuals(S, train)
+    np.testing.assert_allclose(r, 1e-3, atol=1e-6)
+    d, i = K.knn(train[:20], train, k=1, exclude=np.arange(20))
+    assert (i[:, 0] != np.arange(20)).all() and (d > 0).all()
+
+
+def test_make_kernel_registry_errors():
+    assert isinstance(K.make_kernel("smooth", scale=0.1, length=2), K.smooth)
+    with pytest.raises(ValueError, match="white, smooth, spectral, neighbour, denoise"):
+        K.make_kernel("gaussian", scale=1)
+    with pytest.raises(ValueError, match="unknown parameter.*length"):
+        K.make_kernel("white", scale=1, length=3)
+    with pytest.raises(ValueError, match="missing parameter.*length"):
+        K.make_kernel("smooth", scale=1)
+    with pytest.raises(ValueError, match=">= 0"):
+        K.white(-1.0)
+
+
+def test_predict_on_cone_lengthens_paths_and_is_exact_at_scale_zero(cone):
+    task, ds = cone
+    bins = Bins(2, 6, 20)
+    p0, q0 = K.predict(task, ds, K.white(0.0), 2, bins, _rng())
+    assert q0.shape == (1024,)
+    np.testing.assert_array_equal(p0, histogram(task.measure(ds.X), bins))
+    assert tv(p0, histogram(ds.q, bins)) < 1e-9
+    p, q = K.predict(task, ds, K.white(0.02), 4, bins, _rng())
+    assert p.shape == (22,) and abs(p.sum() - 1) < 1e-12
+    assert q.mean() > ds.q.mean() + 0.1               # Jensen: zero-mean wiggles lengthen a path
+    # chunking changes nothing but the order in which random numbers are drawn
+    pc, qc = K.predict(task, ds, K.neighbour(ds.X, 0.5), 2, bins, _rng(), chunk=100)
+    pf, qf = K.predict(task, ds, K.neighbour(ds.X, 0.5), 2, bins, _rng())
+    assert qc.shape == qf.shape and abs(qc.mean() - qf.mean()) < 0.05
+
+
+def test_locality_grows_with_scale_and_data_spacing(cone):
+    _, ds = cone
+    sp = K.data_spacing(ds.X, n_ref=200)
+    assert sp > 0 and np.isfinite(sp)
+    assert abs(K.data_spacing(ds.X, n_ref=10_000) - sp) / sp < 0.3
+    for make in (K.white, lambda s: K.smooth(s, 3), lambda s: K.neighbour(ds.X, s)):
+        locs = [K.locality(ds.X, make(s).sample(ds.X, _rng()), sp) for s in (0, 0.01, 0.03, 0.1)]
+        assert locs[0] == 0 and np.all(np.diff(locs) > 0)
+    s, loc = K.scale_for_locality(K.white, ds.X, sp, target=0.5)
+    assert abs(K.locality(ds.X, K.white(s).sample(ds.X, _rng(3)), sp) - 0.5) < 0.02
+    with pytest.raises(ValueError, match="outside"):
+        K.scale_for_locality(K.white, ds.X, sp, target=1e9, scales=[0, 0.1])
+
+
+def test_calibrate_recovers_the_scale_of_a_synthetic_model(cone):
+    task, ds = cone
+    bins = Bins(2, 6, 20)
+    p_model, _ = K.predict(task, ds, K.white(0.03), 4, bins, _rng(123))
+    best, table = K.calibrate("white", None, p_model, task, ds, bins,
+                              [0.0, 0.01, 0.02, 0.03, 0.045, 0.07], 4, _rng(9), spacing=1.0)
+    assert best == 0.03
+    assert list(table.columns[:4]) == ["family", "scale", "tv", "edf"]
+    assert table.loc[table.scale == 0.03, "edf"].item() > 0.8
+    assert np.all(np.diff(table["locality"]) > 0)
+
+
+def test_denoise_kernel_with_a_smoke_model():
+    models = pytest.importorskip("paper_lib.models")
+    if not all(hasattr(models, f) for f in ("denoise", "alpha_bar", "fit", "make_spec")):
+        pytest.skip("paper_lib.models has no denoise/alpha_bar yet")
+    prof = paper_lib.get_profile("smoke")
+    ds = paper_lib.make_dataset("cone", 64, seed=0)
+    spec = models.make_spec("diffusion-unet", prof, train_steps=10, diffusion_steps=10)
+    trained = models.fit(spec, ds, prof, seed=0)     # a rough model is enough to test the plumbing
+    k = K.make_kernel("denoise", trained=trained, t_star=2)
+    assert k.scale == 2 and 0 < k.params["alpha_bar"] <= 1
+    a, b = k.sample(ds.X[:16], _rng(1)), k.sample(ds.X[:16], _rng(1))
+    assert a.shape == (16, 64, 2) and a.dtype == np.float32 and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, k.sample(ds.X[:16], _rng(2)))
+    p, q = K.predict(paper_lib.get_task("cone"), ds, k, 1, Bins(2, 6, 10), _rng())
+    assert q.shape == (64,) and abs(p.sum() - 1) < 1e-12

@@ -1,0 +1,149 @@
+"""Tests of paper_lib.models: every class trains, samples deterministically, caches, resumes."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import paper_lib
+from paper_lib import cache
+from paper_lib.models import (MODEL_CLASSES, ModelSpec, alpha_bar, build, count_params, denoise,
+                              fit, make_spec, sample)
+
+SMOKE = paper_lib.get_profile("smoke")
+TINY = dict(width=8, train_steps=40, batch_size=32, diffusion_steps=10)
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """One private cache folder shared by the tests of this module (never the real cache)."""
+    return str(tmp_path_factory.mktemp("model_cache"))
+
+
+@pytest.fixture(autouse=True)
+def _use_module_cache(monkeypatch, module_cache):
+    monkeypatch.setenv("PAPER_LIB_CACHE", module_cache)
+
+
+@pytest.fixture(scope="module")
+def env(module_cache):
+    """Deterministic torch and a tiny cone dataset (T = 64, C = 2), built in the private cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PAPER_LIB_CACHE", module_cache)
+        paper_lib.seeding.seed_everything(0)
+        return paper_lib.make_dataset("cone", 96, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(env, module_cache):
+    """One tiny model of every class, trained once (and cached) for the tests below."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PAPER_LIB_CACHE", module_cache)
+        return {k: fit(make_spec(k, SMOKE, **TINY), env, SMOKE, seed=0, snapshots=(20,))
+                for k in MODEL_CLASSES}
+
+
+def test_make_spec_and_errors(env):
+    s = make_spec("diffusion-unet", SMOKE)
+    assert (s.width, s.train_steps, s.batch_size, s.diffusion_steps) == (8, 40, 64, 20)
+    assert make_spec("vae", "default", width=16).width == 16
+    with pytest.raises(ValueError, match="diffusion-unet, diffusion-mlp, transformer, vae"):
+        make_spec("gan", SMOKE)
+    with pytest.raises(ValueError, match="valid classes"):
+        fit("gan", env, SMOKE)
+    with pytest.raises(ValueError, match="valid fields.*width"):
+        make_spec("vae", SMOKE, widht=3)
+    with pytest.raises(ValueError, match="prediction"):
+        make_spec("diffusion-mlp", SMOKE, prediction="v")
+
+
+@pytest.mark.parametrize("kind", MODEL_CLASSES)
+def test_fit_and_sample(trained, kind):
+    tr = trained[kind]
+    assert isinstance(tr.spec, ModelSpec) and tr.spec.kind == kind
+    assert count_params(tr) == tr.n_params > 0
+    assert len(tr.losses) == TINY["train_steps"] and np.isfinite(tr.losses).all()
+    assert tr.losses[:8].mean() > tr.losses[-8:].mean()  # it learns
+    a = sample(tr, 5, seed=1)
+    assert a.shape == (5, 64, 2) and a.dtype == np.float32 and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, sample(tr, 5, seed=1))
+    assert not np.allclose(a, sample(tr, 5, seed=2))
+    assert sample(tr, 3, snapshot=20).shape == (3, 64, 2)
+    with pytest.raises(ValueError, match="snapshot"):
+        sample(tr, 3, snapshot=7)
+
+
+@pytest.mark.parametrize("kind", MODEL_CLASSES)
+def test_cache_round_trip(env, trained, kind):
+    tr = trained[kind]
+    t0 = time.perf_counter()
+    again = fit(make_spec(kind, SMOKE, **TINY), env, SMOKE, seed=0, snapshots=(20,))
+    assert again.from_cache and time.perf_counter() - t0 < 2.0
+    assert again.train_seconds == tr.train_seconds > 0
+    assert all(torch.equal(again.state[k], v) for k, v in tr.state.items())
+    np.testing.assert_array_equal(sample(again, 4, seed=3), sample(tr, 4, seed=3))
+
+
+@pytest.mark.parametrize("kind", MODEL_CLASSES)
+def test_resume_is_bitwise_identical(env, kind, tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPER_LIB_CACHE", str(tmp_path))
+    spec = make_spec(kind, SMOKE, **{**TINY, "train_steps": 24})  # checkpoints at 6, 12, 18
+    ref = fit(spec, env, SMOKE, seed=4, use_cache=False)
+    with pytest.raises(KeyboardInterrupt):
+        fit(spec, env, SMOKE, seed=4, _stop_after=15)
+    ckpts = list((cache.cache_dir() / "checkpoints").glob("*.pt"))
+    assert len(ckpts) == 1
+    resumed = fit(spec, env, SMOKE, seed=4)
+    assert not resumed.from_cache and not ckpts[0].exists()  # removed once done
+    assert all(torch.equal(resumed.state[k], v) for k, v in ref.state.items())
+    np.testing.assert_array_equal(resumed.losses, ref.losses)
+
+
+def test_diffusion_samplers_and_inpainting(trained):
+    tr = trained["diffusion-unet"]
+    assert sample(tr, 4, sampler="ddim", steps=4).shape == (4, 64, 2)
+    with pytest.raises(ValueError, match="ddim"):
+        sample(tr, 4, sampler="euler")
+    mask = np.zeros((64, 2), bool)
+    mask[0] = mask[-1] = True
+    values = np.zeros((3, 64, 2), np.float32)
+    values[:, -1] = [[1.0, -1.0], [0.5, 0.5], [-2.0, 0.0]]
+    for kw in ({}, {"sampler": "ddim", "steps": 5}):
+        out = sample(tr, 3, seed=0, inpaint=(mask, values), **kw)
+        np.testing.assert_array_equal(out[:, mask], values[:, mask])
+    with pytest.raises(ValueError, match="diffusion"):
+        sample(trained["vae"], 3, inpaint=(mask, values))
+
+
+@pytest.mark.parametrize("kind,prediction,t0_max", [("diffusion-unet", "x0", 0.5),
+                                                    ("diffusion-mlp", "eps", 0.2)])
+def test_denoise_kernel(env, kind, prediction, t0_max):
+    """t* = 0 gives nearly the input (an ε-model is close to the identity there by construction;
+    an x0-model returns its own prediction), and larger t* moves X further on average."""
+    tr = fit(make_spec(kind, SMOKE, train_steps=150, batch_size=32, prediction=prediction,
+                       diffusion_steps=100), env, SMOKE)
+    ab = alpha_bar(tr)
+    assert ab.shape == (100,) and np.all(np.diff(ab) < 0) and 0 < ab[-1] < ab[0] < 1
+    X = env.X[:32]
+    scale = np.sqrt((X ** 2).mean())
+    dist = [np.sqrt(((denoise(tr, X, t, seed=0) - X) ** 2).mean()) / scale for t in (0, 10, 30)]
+    assert dist[0] < t0_max and dist[0] < dist[1] < dist[2], dist
+    np.testing.assert_array_equal(denoise(tr, X, 4, seed=1), denoise(tr, X, 4, seed=1))
+    with pytest.raises(ValueError, match="t_star"):
+        denoise(tr, X, 100)
+
+
+def test_non_diffusion_has_no_denoise(env, trained):
+    with pytest.raises(ValueError, match="diffusion"):
+        denoise(trained["transformer"], env.X[:4], 0)
+
+
+@pytest.mark.parametrize("T,C", [(32, 1), (128, 6), (64, 2)])
+def test_unet_shapes(T, C):
+    net = build(make_spec("diffusion-unet", SMOKE), T, C)
+    out = net(torch.randn(3, T, C), torch.tensor([0, 5, 19]))
+    assert out.shape == (3, T, C)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        build(make_spec("diffusion-unet", SMOKE), 30, C)
