@@ -47,7 +47,8 @@ def trained(env, module_cache):
 
 def test_make_spec_and_errors(env):
     s = make_spec("diffusion-unet", SMOKE)
-    assert (s.width, s.train_steps, s.batch_size, s.diffusion_steps) == (8, 40, 64, 20)
+    assert (s.width, s.train_steps, s.batch_size, s.diffusion_steps) == (
+        SMOKE.width, SMOKE.train_steps, SMOKE.batch_size, SMOKE.diffusion_steps)
     assert make_spec("vae", "default", width=16).width == 16
     with pytest.raises(ValueError, match="diffusion-unet, diffusion-mlp, transformer, vae"):
         make_spec("gan", SMOKE)
@@ -90,15 +91,31 @@ def test_cache_round_trip(env, trained, kind):
 def test_resume_is_bitwise_identical(env, kind, tmp_path, monkeypatch):
     monkeypatch.setenv("PAPER_LIB_CACHE", str(tmp_path))
     spec = make_spec(kind, SMOKE, **{**TINY, "train_steps": 24})  # checkpoints at 6, 12, 18
-    ref = fit(spec, env, SMOKE, seed=4, use_cache=False)
+    ref = fit(spec, env, SMOKE, seed=4, use_cache=False, snapshots=(5, 20))
     with pytest.raises(KeyboardInterrupt):
-        fit(spec, env, SMOKE, seed=4, _stop_after=15)
+        fit(spec, env, SMOKE, seed=4, snapshots=(5, 20), _stop_after=15)
     ckpts = list((cache.cache_dir() / "checkpoints").glob("*.pt"))
     assert len(ckpts) == 1
-    resumed = fit(spec, env, SMOKE, seed=4)
+    resumed = fit(spec, env, SMOKE, seed=4, snapshots=(5, 20))
     assert not resumed.from_cache and not ckpts[0].exists()  # removed once done
     assert all(torch.equal(resumed.state[k], v) for k, v in ref.state.items())
+    for step in (5, 20):
+        assert all(torch.equal(resumed.snapshots[step][k], v)
+                   for k, v in ref.snapshots[step].items())
     np.testing.assert_array_equal(resumed.losses, ref.losses)
+
+
+def test_damaged_checkpoint_is_dropped(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPER_LIB_CACHE", str(tmp_path))
+    spec = make_spec("vae", SMOKE, **{**TINY, "train_steps": 12})
+    with pytest.raises(KeyboardInterrupt):
+        fit(spec, env, SMOKE, _stop_after=10)
+    (ckpt,) = (cache.cache_dir() / "checkpoints").glob("*.pt")
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.warns(cache.CacheCorruptWarning, match="checkpoint"):
+        tr = fit(spec, env, SMOKE)
+    ref = fit(spec, env, SMOKE, use_cache=False)
+    assert all(torch.equal(tr.state[k], v) for k, v in ref.state.items())
 
 
 def test_diffusion_samplers_and_inpainting(trained):

@@ -26,7 +26,8 @@ def load_net(trained: Trained, snapshot: int | None = None, device=None) -> torc
         state = trained.snapshots[snapshot]
     else:
         raise ValueError(f"no snapshot at step {snapshot}; recorded: {sorted(trained.snapshots)}")
-    net = build(trained.spec, trained.task.T, trained.task.C)
+    with torch.random.fork_rng(devices=[]):  # the throw-away initialisation leaves torch's RNG alone
+        net = build(trained.spec, trained.task.T, trained.task.C)
     net.load_state_dict(state)
     return net.to(device or default_device()).eval()
 

@@ -24,7 +24,10 @@ def _floor(raw, min_logvar: float):
 
 
 class CausalBlock(nn.Module):
-    """Pre-norm Transformer block with causal self-attention. (B, L, d) -> (B, L, d)."""
+    """Pre-norm Transformer block with causal self-attention. (B, L, d) -> (B, L, d).
+
+    With a dict ``kv`` (incremental decoding), ``h`` holds only the newest positions; the keys
+    and values of earlier positions are read from and appended to ``kv``."""
 
     def __init__(self, d: int, heads: int):
         super().__init__()
@@ -33,11 +36,16 @@ class CausalBlock(nn.Module):
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
 
-    def forward(self, h):
+    def forward(self, h, kv: dict | None = None):
         B, L, d = h.shape
         q, k, v = self.qkv(self.ln1(h)).reshape(B, L, 3, self.heads, d // self.heads) \
             .permute(2, 0, 3, 1, 4)
-        mask = torch.ones(L, L, dtype=torch.bool, device=h.device).triu(1)
+        if kv is not None:
+            if kv:
+                k, v = torch.cat([kv["k"], k], dim=2), torch.cat([kv["v"], v], dim=2)
+            kv["k"], kv["v"] = k, v
+        S = k.shape[2]
+        mask = torch.ones(L, S, dtype=torch.bool, device=h.device).triu(S - L + 1)
         att = (q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)).masked_fill(mask, -math.inf)
         a = att.softmax(-1) @ v  # plain attention: faster than the CPU flash kernel at this size
         h = h + self.proj(a.transpose(1, 2).reshape(B, L, d))
@@ -55,14 +63,16 @@ class ARTransformer(nn.Module):
         self.start = nn.Parameter(torch.zeros(1, 1, d))
         self.inp = nn.Linear(C, d)
         self.pos = nn.Parameter(0.02 * torch.randn(1, T, d))
-        self.blocks = nn.Sequential(*[CausalBlock(d, heads) for _ in range(depth)])
+        self.blocks = nn.ModuleList(CausalBlock(d, heads) for _ in range(depth))
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 2 * C))
 
     def forward(self, prefix):
         """prefix (B, L, C), 0 ≤ L < T -> (mean, logvar), each (B, L + 1, C), for steps 0..L."""
         B, L, _ = prefix.shape
         h = torch.cat([self.start.expand(B, 1, -1), self.inp(prefix)], dim=1) + self.pos[:, :L + 1]
-        mean, raw = self.head(self.blocks(h)).chunk(2, dim=-1)
+        for block in self.blocks:
+            h = block(h)
+        mean, raw = self.head(h).chunk(2, dim=-1)
         return mean, _floor(raw, self.min_logvar)
 
     def loss(self, x, gen):
@@ -71,16 +81,23 @@ class ARTransformer(nn.Module):
 
     @torch.no_grad()
     def generate(self, n: int, gen: torch.Generator, batch: int = 2048):
-        """Ancestral sampling one step at a time (the whole prefix is re-encoded each step)."""
+        """Ancestral sampling one step at a time, with cached keys and values."""
         device = self.start.device
-        x = torch.zeros(n, 0, self.C, device=device)
-        for _ in range(self.T):
-            z = torch.randn(n, 1, self.C, generator=gen).to(device)
-            outs = [self(x[i:i + batch]) for i in range(0, n, batch)]
-            mean = torch.cat([m[:, -1:] for m, _ in outs])
-            logvar = torch.cat([lv[:, -1:] for _, lv in outs])
-            x = torch.cat([x, mean + torch.exp(0.5 * logvar) * z], dim=1)
-        return x
+        z = torch.randn(n, self.T, self.C, generator=gen).to(device)
+        out = []
+        for i in range(0, n, batch):
+            kv = [{} for _ in self.blocks]
+            x = []
+            for t in range(self.T):
+                h = self.start.expand(len(z[i:i + batch]), 1, -1) if t == 0 else self.inp(x[-1])
+                h = h + self.pos[:, t:t + 1]
+                for block, cache in zip(self.blocks, kv):
+                    h = block(h, cache)
+                mean, raw = self.head(h).chunk(2, dim=-1)
+                std = torch.exp(0.5 * _floor(raw, self.min_logvar))
+                x.append(mean + std * z[i:i + batch, t:t + 1])
+            out.append(torch.cat(x, dim=1))
+        return torch.cat(out)
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, depth: int) -> nn.Sequential:

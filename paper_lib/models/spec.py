@@ -24,9 +24,14 @@ _KIND_DEFAULTS = {
 class ModelSpec:
     """One model class and its sizes. ``width`` is the base channel count: U-Net channels are
     ``width * mults``, the MLP denoiser's and the VAE's hidden size ``16 * width``, the
-    Transformer's d_model ``2 * width``. Training: AdamW at ``lr`` with a linear warm-up over ``warmup`` of the
-    steps and cosine decay to 0, gradient-norm clipping at ``grad_clip``, and an EMA of weights
-    with decay ``ema`` (used for sampling by every kind)."""
+    Transformer's d_model ``2 * width``. Training: AdamW at ``lr`` with a linear warm-up over
+    ``warmup`` of the steps and cosine decay to 0, gradient-norm clipping at ``grad_clip``, and an
+    EMA of weights with decay ``ema`` (used for sampling by every kind).
+
+    Diffusion defaults to x0-prediction: with the cosine schedule the last step has β = 0.999
+    (ᾱ ≈ 2e-7 at K = 100), where an ε-prediction's error is amplified ~30-fold in the first
+    reverse step and samples blow up; ``prediction="eps"`` is fine with ``schedule="linear"``
+    (K ≥ 50, where β stays below 1)."""
 
     kind: str
     width: int = 32

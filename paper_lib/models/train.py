@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import cache
 from ..profiles import Profile, get_profile
@@ -57,7 +57,7 @@ def default_device() -> torch.device:
 
 
 def build(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
-    """The network of ``spec`` for trajectories of shape (T, C) (weights from torch's global RNG)."""
+    """The network of ``spec`` for trajectories of shape (T, C) (weights from torch's RNG)."""
     w = spec.width
     if spec.kind == "diffusion-unet":
         if T % 2 ** (len(spec.mults) - 1):
@@ -68,7 +68,8 @@ def build(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
         return MLPDenoiser(T, C, 16 * w, spec.depth)
     if spec.kind == "transformer":
         if (2 * w) % spec.heads:
-            raise ValueError(f"transformer d_model 2*width={2 * w} not divisible by heads={spec.heads}")
+            raise ValueError(f"transformer d_model 2*width={2 * w} is not divisible by "
+                             f"heads={spec.heads}")
         return ARTransformer(T, C, 2 * w, spec.depth, spec.heads, spec.min_logvar)
     return TrajectoryVAE(T, C, 16 * w, spec.latent_dim, spec.depth, spec.min_logvar, spec.beta)
 
@@ -80,7 +81,8 @@ def _state(module) -> dict:
 def _lr(spec: ModelSpec, step: int) -> float:
     """Linear warm-up over ``spec.warmup`` of the run, then cosine decay to 0."""
     warm = max(1, round(spec.warmup * spec.train_steps))
-    return spec.lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / spec.train_steps))
+    cosine = 0.5 * (1 + math.cos(math.pi * step / spec.train_steps))
+    return spec.lr * min(1.0, (step + 1) / warm) * cosine
 
 
 def _save_checkpoint(path, net, ema, opt, gen, step, losses, snaps, seconds) -> None:
@@ -91,11 +93,11 @@ def _save_checkpoint(path, net, ema, opt, gen, step, losses, snaps, seconds) -> 
     cache.atomic_write_bytes(path, buf.getvalue())
 
 
-def _load_checkpoint(path, device):
+def _load_checkpoint(path):
     if not path.exists():
         return None
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
+    try:  # on the CPU: the generator state must stay there; load_state_dict moves the rest
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a damaged checkpoint is dropped, training starts over
         warnings.warn(f"checkpoint {path.name} is unreadable ({exc}); starting over",
                       cache.CacheCorruptWarning, stacklevel=3)
@@ -114,7 +116,7 @@ def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) 
     gen = torch.Generator().manual_seed(derive_seed(seed, "train", spec.kind))
     sched = make_schedule(spec) if spec.is_diffusion else None
     step, losses, snaps, seconds = 0, [], {}, 0.0
-    ck = _load_checkpoint(ckpt_path, device) if ckpt_path is not None else None
+    ck = _load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if ck is not None:
         net.load_state_dict(ck["net"]), ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"]), gen.set_state(ck["gen"])
@@ -185,7 +187,8 @@ def fit(spec: ModelSpec | str, dataset, profile: str | Profile = "default", seed
     profile = get_profile(profile)
     spec = make_spec(spec, profile) if isinstance(spec, str) else spec
     if not isinstance(spec, ModelSpec):
-        raise TypeError(f"spec must be a ModelSpec or a model class name, got {type(spec).__name__}")
+        raise TypeError(f"spec must be a ModelSpec or a model class name, "
+                        f"got {type(spec).__name__}")
     params = dataset.spec.get("params")
     task = params if isinstance(params, Task) else get_task(dataset.task)
     X = task.check(dataset.X)
