@@ -21,16 +21,21 @@ class Profile:
     n_samples: int = 2000        # model samples per figure (DESIGN: >= 2000 at default)
     n_boot: int = 200            # bootstrap resamples for histogram bands
     n_bins: int = 20             # bins over the prior's support (plus under/overflow)
-    train_steps: int = 3000      # optimiser steps per model
+    train_steps: int = 1200      # optimiser steps per model
     batch_size: int = 128
-    width: int = 32              # base channel width of the networks
+    width: int = 16              # base channel width of the networks (U-Net: ~157k parameters)
     diffusion_steps: int = 100   # DDPM steps
     sample_steps: int = 100      # reverse steps used for figures (DDIM when < diffusion_steps)
     seeds: tuple[int, ...] = (0, 1, 2)
-    ablation_steps: tuple[int, ...] = (500, 1000, 3000)
-    ablation_widths: tuple[int, ...] = (16, 32)
+    ablation_steps: tuple[int, ...] = (300, 600)   # EMA snapshots (plus the final step)
+    ablation_widths: tuple[int, ...] = (8, 16)
     ablation_sizes: tuple[int, ...] = (1024, 4096)
+    ablation_tasks: tuple[str, ...] = ("cone",)      # tasks of the width / dataset-size ablations
     ablation_samplers: tuple[tuple[str, int], ...] = (("ddim", 50), ("ddim", 20), ("ddim", 10))
+    kernel_draws: int = 2        # kernel draws per training trajectory in a prediction
+    kernel_n: int = 2048         # training trajectories a kernel prediction starts from
+    localities: tuple[float, ...] = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+    t_stars: tuple[int, ...] = (0, 3, 10, 30, 60)   # denoise levels (of diffusion_steps)
     extra: dict = field(default_factory=dict)
 
     def with_(self, **changes) -> "Profile":
@@ -40,17 +45,20 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", n_train=256, n_examples=4, n_recovery=200, n_samples=256, n_boot=50,
-        n_bins=10, train_steps=40, batch_size=64, width=8, diffusion_steps=20, sample_steps=20,
-        seeds=(0, 1), ablation_steps=(20, 40), ablation_widths=(8, 16), ablation_sizes=(128, 256),
-        ablation_samplers=(("ddim", 10), ("ddim", 5)),
+        name="smoke", n_train=128, n_examples=4, n_recovery=200, n_samples=128, n_boot=50,
+        n_bins=10, train_steps=20, batch_size=32, width=8, diffusion_steps=10, sample_steps=10,
+        seeds=(0, 1), ablation_steps=(10,), ablation_widths=(8, 16), ablation_sizes=(64, 128),
+        ablation_samplers=(("ddim", 5),), kernel_draws=1, kernel_n=128,
+        localities=(0.5, 1.0, 2.0), t_stars=(0, 2, 5),
     ),
     "default": Profile(name="default"),
     "paper": Profile(
         name="paper", n_train=16384, n_samples=8192, n_boot=500, n_bins=30, train_steps=20000,
         batch_size=256, width=64, diffusion_steps=200, sample_steps=200, seeds=(0, 1, 2, 3, 4),
         ablation_steps=(1000, 3000, 10000, 20000), ablation_widths=(16, 32, 64),
-        ablation_sizes=(1024, 4096, 16384),
+        ablation_sizes=(1024, 4096, 16384), ablation_tasks=("sine", "cone", "logistic"),
+        kernel_draws=4, kernel_n=8192,
+        t_stars=(0, 2, 5, 10, 20, 40, 80, 120),
     ),
 }
 

@@ -1,0 +1,126 @@
+"""Drift of a trained model: train (cached), sample (cached), and measure how the distribution of
+the physical quantity on the samples differs from the curated prior.
+
+This is the glue the notebooks share, so each notebook states *what* it trains and measures and
+this module does the bookkeeping (cache keys, sample banks, the rows of ``tables/drift.csv``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import cache, metrics
+from .datasets import Dataset, make_dataset
+from .profiles import Profile, get_profile
+from .seeding import rng as make_rng
+from .tasks import Task, get_task
+
+__all__ = ["Run", "train", "standard_run", "samples", "histogram_with_band", "drift_row", "DRIFT_COLUMNS",
+           "quantity_bins"]
+
+DRIFT_COLUMNS = ["task", "model", "seed", "n_samples", "tv_model_prior", "w1_model_prior",
+                 "tv_noise_floor", "plausible_frac", "nn_ratio", "train_seconds"]
+
+
+@dataclass
+class Run:
+    """A trained model with what it was trained on. ``key`` names it in the cache."""
+
+    task: Task
+    dataset: Dataset
+    trained: object
+    kind: str
+    seed: int
+    key: str
+    overrides: dict = field(default_factory=dict)
+
+
+def quantity_bins(task: Task, profile: Profile) -> metrics.Bins:
+    """The fixed bins over the task's support used by every histogram of q."""
+    return metrics.Bins(task.lo, task.hi, profile.n_bins)
+
+
+def train(task: str | Task, kind: str, profile: str | Profile, seed: int = 0,
+          n_train: int | None = None, data_seed: int = 0, snapshots: tuple[int, ...] = (),
+          task_params: dict | None = None, **overrides) -> Run:
+    """Train (or load from the cache) a model of class ``kind`` on a dataset of ``task``.
+
+    ``n_train`` defaults to the profile's; ``overrides`` change the model spec (e.g. ``width``).
+    """
+    from . import models
+
+    P = get_profile(profile)
+    t = get_task(task, **(task_params or {}))
+    data = make_dataset(t, n_train or P.n_train, seed=data_seed)
+    spec = models.make_spec(kind, P, **overrides)
+    trained = models.fit(spec, data, P, seed=seed, snapshots=tuple(snapshots))
+    key = cache.spec_key("run", {"data": data.spec, "model": spec, "profile": P.name,
+                                 "seed": seed, "snapshots": list(snapshots),
+                                 "v": models.MODEL_CODE_VERSION})
+    return Run(t, data, trained, spec.kind, seed, key, dict(overrides))
+
+
+def samples(run: Run, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
+            snapshot: int | None = None) -> tuple[np.ndarray, float]:
+    """``n`` samples (n, T, C) in task units from a run, cached as a sample bank, and the seconds
+    it took to draw them (as measured when they were drawn)."""
+    from . import models
+
+    spec = {"run": run.key, "n": int(n), "seed": int(seed), "sampler": sampler, "steps": steps,
+            "snapshot": snapshot}
+
+    def build():
+        t0 = time.perf_counter()
+        X = models.sample(run.trained, n, seed=seed, sampler=sampler, steps=steps,
+                          snapshot=snapshot)
+        return {"X": X, "seconds": time.perf_counter() - t0}
+
+    bank = cache.memo("samples", spec, build)
+    return bank["X"], float(bank["seconds"])
+
+
+def histogram_with_band(q: np.ndarray, bins: metrics.Bins, profile: Profile,
+                        *keys) -> dict[str, np.ndarray]:
+    """Histogram of q with its bootstrap band (deterministic stream named by ``keys``)."""
+    p, lo, hi = metrics.bootstrap_histogram(q, bins, profile.n_boot, make_rng(0, "band", *keys))
+    return {"p": p, "lo": lo, "hi": hi}
+
+
+def drift_row(run: Run, X: np.ndarray, profile: Profile, model: str | None = None,
+              nn_ref: int = 2000) -> dict:
+    """One row of ``tables/drift.csv`` for samples X (n, T, C) of ``run``.
+
+    TV and W1 are measured against the exact uniform prior; the noise floor is the mean TV between
+    two independent draws of the prior of the same size n (conservative: about √2 times what a
+    perfect model's samples would score against the exact prior). ``nn_ratio`` is the mean
+    distance from a sample to its nearest training trajectory over the mean train-to-train
+    nearest-neighbour distance (flattened trajectories in task units).
+    """
+    t, P = run.task, get_profile(profile)
+    bins = quantity_bins(t, P)
+    q = t.measure(X)
+    p = metrics.histogram(q, bins)
+    g = make_rng(run.seed, "drift_row", t.name, run.kind)
+    floor = metrics.noise_floor_tv(t.sample_quantity, len(X), bins, g)
+    train = run.dataset.X
+    ref = train[: min(nn_ref, len(train))]
+    nn_sample = metrics.nn_distances(X[:nn_ref], train).mean()
+    nn_train = metrics.nn_distances(ref, train, exclude_self=True).mean()
+    return {"task": t.name, "model": model or run.kind, "seed": run.seed, "n_samples": len(X),
+            "tv_model_prior": metrics.tv(p, metrics.uniform_histogram(bins)),
+            "w1_model_prior": metrics.w1(q, metrics.uniform_quantiles(t.lo, t.hi)),
+            "tv_noise_floor": floor, "plausible_frac": float(t.is_plausible(X).mean()),
+            "nn_ratio": float(nn_sample / nn_train),
+            "train_seconds": float(run.trained.train_seconds)}
+
+
+def standard_run(task: str | Task, kind: str, profile: str | Profile, seed: int = 0) -> Run:
+    """The model every notebook shares for (task, class, seed): profile sizes, and for
+    ``diffusion-unet`` EMA snapshots at the profile's ``ablation_steps`` (the drift-versus-
+    training-steps ablation reads them without retraining). Same call, same cache entry."""
+    P = get_profile(profile)
+    snaps = tuple(s for s in P.ablation_steps if s < P.train_steps) if kind == "diffusion-unet" \
+        else ()
+    return train(task, kind, P, seed=seed, snapshots=snaps)

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from paper_lib import drift, models
+from paper_lib.profiles import get_profile
+
+P = get_profile("smoke").with_(n_train=64, train_steps=5, n_samples=32)
+
+
+def test_train_sample_and_drift_row():
+    run = drift.train("cone", "vae", P, seed=0)
+    X, secs = drift.samples(run, 32, seed=0)
+    assert X.shape == (32, 64, 2) and secs >= 0
+    row = drift.drift_row(run, X, P)
+    assert list(row) == drift.DRIFT_COLUMNS
+    assert row["task"] == "cone" and row["model"] == "vae" and row["n_samples"] == 32
+    assert 0 <= row["tv_model_prior"] <= 1 and 0 < row["tv_noise_floor"] < 1
+    assert 0 <= row["plausible_frac"] <= 1 and row["nn_ratio"] > 0
+
+
+def test_sample_bank_is_cached(monkeypatch):
+    run = drift.train("logistic", "vae", P, seed=0)
+    X1, _ = drift.samples(run, 16, seed=3)
+
+    def boom(*a, **k):
+        raise AssertionError("sampled again instead of loading the bank")
+
+    monkeypatch.setattr(models, "sample", boom)
+    X2, _ = drift.samples(run, 16, seed=3)
+    assert np.array_equal(X1, X2)
+    with pytest.raises(AssertionError):
+        drift.samples(run, 16, seed=4)
+
+
+def test_drift_row_of_clean_data_is_at_the_noise_floor():
+    """A 'model' that returns fresh clean data drifts no more than chance."""
+    run = drift.train("cone", "vae", P, seed=0)
+    t = run.task
+    g = np.random.default_rng(0)
+    X = t.generate(t.sample_quantity(2000, g), g)
+    row = drift.drift_row(run, X, P.with_(n_bins=10))
+    assert row["tv_model_prior"] < 2 * row["tv_noise_floor"]
+    assert row["plausible_frac"] == 1.0
+
+
+def test_standard_run_is_shared_and_unknown_kind_fails():
+    a = drift.standard_run("sine", "diffusion-mlp", P)
+    b = drift.standard_run("sine", "diffusion-mlp", P)
+    assert a.key == b.key
+    with pytest.raises(ValueError, match="valid classes"):
+        drift.standard_run("sine", "gan", P)
