@@ -1,0 +1,524 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 — The data deviation kernel: predicting the drift before training
+#
+# *Companion to "Mechanisms of Misgeneralization in Physical Sequence Modeling" (arXiv 2605.20299).*
+#
+# Notebook 02 showed that models whose samples look right still move probability mass between
+# values of q. The paper's account: a model class makes characteristic **small local deviations**
+# from the data, described by a kernel K(x′ | x); pushed through the measurement m they move mass
+# in a predictable way:
+#
+# p̂(q) = law of m(x′) with x ~ data, x′ ~ K(· | x).
+#
+# If that is right, we can forecast the drift from the data and a kernel alone. This notebook
+# builds five kernels, compares their forecasts with the drift of the trained models of
+# notebook 02, and — the part that keeps us honest — reports each kernel's **locality**: how far
+# it moves a trajectory, in units of the data's nearest-neighbour spacing, next to how far the
+# model's own samples sit from the data (`nn_ratio`). A kernel that reproduces the drift only by
+# moving trajectories much further than the model's own errors is not evidence for the mechanism.
+#
+# The paper does not publish its kernel's exact form; the five estimators below are this
+# companion's (see `paper_lib/kernels.py`).
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+import time
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+import paper_lib
+from paper_lib import drift, kernels, metrics, models, plots
+from paper_lib.seeding import rng
+
+P = paper_lib.setup(profile)
+paper_lib.check_versions()
+TASKS = {name: paper_lib.get_task(name) for name in paper_lib.tasks.SYNTHETIC}
+CLASSES = models.MODEL_CLASSES
+DIFFUSION = [k for k in CLASSES if k.startswith("diffusion")]
+FAMILIES = ["white", "smooth", "spectral", "neighbour", "denoise"]
+SMOOTH_LENGTH = 3.0  # time steps: the correlation length of the `smooth` kernel
+print(f"profile {P.name}: kernels start from {P.kernel_n} training trajectories × "
+      f"{P.kernel_draws} draws; locality grid {P.localities}")
+
+# %% [markdown]
+# ## Why a kernel: a local deviation pushed through the measurement
+#
+# Take clean training trajectories, add a small zero-mean perturbation, and measure again. The
+# change Δq = m(x′) − m(x) is *not* zero-mean, and its bias depends on q:
+#
+# * **travel distance (cone)** is a sum of norms of steps. A norm is convex, so by Jensen's
+#   inequality zero-mean wiggles make every step longer on average (a step of length d becomes
+#   √(d² + 2σ²) in expectation, roughly): every path gets longer, and mass moves up.
+# * **the logistic growth rate** is a least-squares slope r̂ = Σ x_{t+1} u_t / Σ u_t². Noise in
+#   x_t enters both numerator and denominator; where the orbit spans little of the parabola
+#   (period 2 at small r) the estimate is fragile, in the chaotic range it is stiff. The bias
+#   varies with r, so mass piles up at some r and drains from others.
+# * **frequency (sine)** is estimated by the best-fitting sinusoid, which white noise barely
+#   moves: we expect little drift from isotropic local noise here.
+#
+# Below: white noise at half a data spacing (locality 0.5) on clean training data.
+
+# %%
+data = {n: drift.standard_run(n, CLASSES[0], P).dataset for n in TASKS}
+spacing = {n: kernels.data_spacing(data[n].X) for n in TASKS}
+sub = {n: data[n].subset(np.arange(min(P.kernel_n, len(data[n])))) for n in TASKS}
+
+
+def unit_locality(make, name: str) -> float:
+    """Locality of the kernel at scale 1. For the data-only kernels x′ − x is proportional to the
+    scale, so the scale that moves the data by ``target`` spacings is target / unit_locality."""
+    X = sub[name].X[:500]
+    return kernels.locality(X, make(1.0).sample(X, rng(0, "locality", name)), spacing[name])
+
+
+def scale_at(make, name: str, target: float) -> float:
+    """The kernel scale that moves the data by ``target`` data spacings."""
+    return target / unit_locality(make, name)
+
+
+push_rows = []
+for name, t in TASKS.items():
+    X = sub[name].X[:1000]
+    s = scale_at(kernels.white, name, 0.5)
+    dq = t.measure(kernels.white(s).sample(X, rng(0, "push", name))) - t.measure(X)
+    push_rows.append(pd.DataFrame({"task": name, "q": t.measure(X), "dq": dq}))
+push = pd.concat(push_rows, ignore_index=True)
+chart = alt.hconcat(*[
+    alt.Chart(push[push.task == n]).mark_circle(size=8, opacity=0.4,
+                                                color=plots.COLORS["kernel"]).encode(
+        x=alt.X("q:Q", title=f"q ({TASKS[n].quantity})", scale=alt.Scale(zero=False)),
+        y=alt.Y("dq:Q", title="Δq = m(x′) − m(x)"),
+    ).properties(title=n, width=220, height=170) for n in TASKS])
+plots.save(chart, "03_pushforward", data=push)
+chart
+
+# %%
+push_summary = push.groupby("task").dq.agg(["mean", "std"]).rename(
+    columns={"mean": "mean_dq", "std": "sd_dq"})
+push_summary["mean_dq/se"] = push_summary.mean_dq / (push_summary.sd_dq / np.sqrt(1000))
+print(push_summary.round(4).to_string())
+
+# %% [markdown]
+# ## The models to predict
+#
+# The models of notebook 02 (seed 0), loaded from the cache, their samples' q-histogram
+# p_model, and the histogram of the training data p_data on the same bins. Drift is
+# Δ = p_model − p_data; the model's own error scale is `nn_ratio`, the mean distance from a
+# sample to its nearest training trajectory in units of the data spacing.
+
+# %%
+target = {}
+for name, t in TASKS.items():
+    bins = drift.quantity_bins(t, P)
+    p_data = metrics.histogram(t.measure(sub[name].X), bins)
+    for kind in CLASSES:
+        run = drift.standard_run(name, kind, P)
+        X, sample_seconds = drift.samples(run, P.n_samples, seed=0)
+        h = drift.histogram_with_band(t.measure(X), bins, P, name, kind, 0)
+        nn = metrics.nn_distances(X[:2000], data[name].X).mean() / spacing[name]
+        target[name, kind] = {"run": run, "X": X, "bins": bins, "p_data": p_data,
+                              "p_model": h["p"], "noise": (h["hi"] - h["lo"]) / 2,
+                              "nn_ratio": nn, "cost": run.trained.train_seconds + sample_seconds}
+print(pd.DataFrame([{"task": k[0], "model": k[1], "nn_ratio": v["nn_ratio"],
+                     "tv_data_model": metrics.tv(v["p_data"], v["p_model"])}
+                    for k, v in target.items()]).round(3).to_string(index=False))
+
+# %% [markdown]
+# ## Five kernels
+#
+# | kernel | K(x′ ∣ x) | free scale |
+# |---|---|---|
+# | `white` | x + σ ε, ε iid normal | σ |
+# | `smooth` | x + σ (G_ℓ ∗ ε): noise correlated over ℓ = 3 steps | σ |
+# | `spectral` | stationary noise with the power spectrum of the model's residuals (sample − nearest training trajectory) | a multiplier on that spectrum |
+# | `neighbour` | x + α (x_j − x), x_j one of the 8 nearest training trajectories | α |
+# | `denoise` | noise x to diffusion step t\* and run the trained model back to 0 | t\* (diffusion models only) |
+#
+# Every scale is also reported as a **locality**. Three ways to choose the scale:
+#
+# * **calibrated**: the scale that best fits this model's q-histogram (an upper bound on what the
+#   kernel family can explain; it uses the answer);
+# * **matched**: the scale whose locality equals this model's own `nn_ratio` — it uses the model's
+#   error *size* but never its q-histogram (for `spectral`, the fitted spectrum itself);
+# * **held-out**: nothing from this model. For the data-only kernels, the locality calibrated on
+#   the *other two tasks* (same model class) is carried over; the spectral kernel carries the
+#   other tasks' residual spectrum in units of their data spacing. For `denoise`, the denoiser
+#   comes from a diffusion model trained on a *differently curated* dataset of the same task, at
+#   the t\* calibrated on that model's own drift.
+
+# %%
+def make_family(name: str, kind: str, family: str):
+    """``scale -> Kernel`` for a family on (task, class); None when it does not apply."""
+    if family == "white":
+        return kernels.white
+    if family == "smooth":
+        return lambda s: kernels.smooth(s, SMOOTH_LENGTH)
+    if family == "spectral":
+        resid = kernels.nearest_residuals(target[name, kind]["X"][:1000], data[name].X)
+        psd = kernels.fit_spectral(resid)
+        return lambda s: kernels.spectral(psd, s)
+    if family == "neighbour":
+        nb = kernels.neighbour(sub[name].X, 1.0, k=8)
+        return lambda s: _scaled_neighbour(nb, s)
+    if family == "denoise" and kind in DIFFUSION:
+        return lambda s: kernels.denoise(target[name, kind]["run"].trained, int(s))
+    return None
+
+
+def _scaled_neighbour(nb, alpha: float):
+    """A neighbour kernel sharing a prebuilt kNN index (building it is the expensive part)."""
+    k = kernels.neighbour.__new__(kernels.neighbour)
+    k.__dict__.update(nb.__dict__)
+    k.scale = float(alpha)
+    return k
+
+
+def evaluate(name: str, kind: str, kernel, seed_key: str) -> dict:
+    """Prediction of one kernel for one model: agreement numbers, locality and the histogram."""
+    tg, t = target[name, kind], TASKS[name]
+    t0 = time.perf_counter()
+    p_hat, _ = kernels.predict(t, sub[name], kernel, P.kernel_draws, tg["bins"],
+                               rng(0, "predict", name, kind, seed_key))
+    seconds = time.perf_counter() - t0
+    loc = kernels.locality(sub[name].X[:500], kernel.sample(sub[name].X[:500],
+                                                            rng(0, "locality", name)),
+                           spacing[name])
+    a = metrics.agreement(p_hat, tg["p_model"], tg["p_data"], tg["noise"])
+    return {**a, "locality": loc, "p_hat": p_hat, "predict_seconds": seconds}
+
+# %% [markdown]
+# ### Sweeping each kernel's scale
+#
+# For every (task, class, kernel) we sweep the scale over a grid of localities (data-only
+# kernels) or diffusion steps t\* (`denoise`) and keep every prediction: this gives the calibrated
+# scale, the matched one, and the curve of EDF against locality.
+
+# %%
+sweep, preds = [], {}
+for name in TASKS:
+    for kind in CLASSES:
+        for family in FAMILIES:
+            make = make_family(name, kind, family)
+            if make is None:
+                continue
+            if family == "denoise":
+                grid = [t for t in P.t_stars if t < P.diffusion_steps]
+            else:
+                unit = unit_locality(make, name)
+                grid = [loc / unit for loc in P.localities]
+            for s in grid:
+                ev = evaluate(name, kind, make(s), f"{family}-{s}")
+                preds[name, kind, family, float(s)] = ev["p_hat"]
+                sweep.append({"task": name, "model": kind, "kernel": family, "scale": float(s),
+                              **{k: v for k, v in ev.items() if k != "p_hat"}})
+sweep = pd.DataFrame(sweep)
+print(f"{len(sweep)} predictions, {sweep.predict_seconds.sum():.0f} s in all")
+
+# %% [markdown]
+# ### EDF against locality
+#
+# The explained drift fraction EDF = 1 − TV(p̂, p_model) / TV(p_data, p_model) of every kernel
+# as its scale grows, for `diffusion-unet`. The grey band marks localities up to 1.5× the model's
+# own `nn_ratio` (solid line): a kernel explains the drift *locally* only if it reaches a high EDF
+# inside that band.
+
+# %%
+unet = sweep[sweep.model == "diffusion-unet"].copy()
+unet["nn_ratio"] = [target[n, "diffusion-unet"]["nn_ratio"] for n in unet.task]
+
+
+def edf_chart(name: str) -> alt.LayerChart:
+    d = unet[unet.task == name]
+    nn = target[name, "diffusion-unet"]["nn_ratio"]
+    band = alt.Chart(pd.DataFrame({"x": [0.0], "x2": [1.5 * nn]})).mark_rect(
+        color="#dddddd", opacity=0.6).encode(x="x:Q", x2="x2:Q")
+    rule = alt.Chart(pd.DataFrame({"x": [nn]})).mark_rule(color="black").encode(x="x:Q")
+    lines = alt.Chart(d).mark_line(point=True).encode(
+        x=alt.X("locality:Q", title="locality (data spacings)", scale=alt.Scale(type="symlog")),
+        y=alt.Y("edf:Q", title="EDF", scale=alt.Scale(domain=[-1, 1], clamp=True)),
+        color=alt.Color("kernel:N", sort=FAMILIES))
+    return alt.layer(band, rule, lines).properties(title=name, width=220, height=180)
+
+
+chart = alt.hconcat(*[edf_chart(n) for n in TASKS])
+plots.save(chart, "03_edf_locality", data=unet)
+chart
+
+# %% [markdown]
+# ### Calibrated, matched and held-out predictions
+#
+# Now the three modes for every (task, class, kernel). The held-out `denoise` kernel needs one
+# more model per task: a `diffusion-unet` trained on a differently curated dataset (the prior
+# below), whose own drift fixes t\*.
+
+# %%
+OTHER_PRIOR = {"sine": (2.0, 5.0), "cone": (3.0, 7.0), "logistic": (3.4, 4.0)}
+
+
+def row(name, kind, family, mode, source, scale, ev):
+    return {"task": name, "model": kind, "kernel": family, "mode": mode, "source": source,
+            "scale": scale, "locality": ev["locality"], "rho": ev["rho"],
+            "sign_agreement": ev["sign_agreement"], "edf": ev["edf"],
+            "tv_pred_model": ev["tv_pred_model"], "tv_prior_model": ev["tv_prior_model"]}
+
+
+agree, shown, cost = [], [], []
+for name in TASKS:
+    for kind in CLASSES:
+        tg = target[name, kind]
+        for family in FAMILIES:
+            make = make_family(name, kind, family)
+            if make is None:
+                continue
+            s_rows = sweep[(sweep.task == name) & (sweep.model == kind) & (sweep.kernel == family)]
+            best = s_rows.loc[s_rows.tv_pred_model.idxmin()]
+            agree.append(row(name, kind, family, "calibrated", "fit to this model's histogram",
+                             best.scale, best))
+            shown.append((name, kind, family, "calibrated", preds[name, kind, family, best.scale]))
+            # matched: the model's own error size, never its histogram
+            if family == "spectral":
+                ev = evaluate(name, kind, make(1.0), "matched")
+                scale, source = 1.0, "this model's residual spectrum"
+            elif family == "denoise":
+                i = (s_rows.locality - tg["nn_ratio"]).abs().idxmin()
+                scale, source = s_rows.loc[i, "scale"], "t* whose locality is nearest nn_ratio"
+                ev = s_rows.loc[i]
+            else:
+                scale = scale_at(make, name, tg["nn_ratio"])
+                ev = evaluate(name, kind, make(scale), "matched")
+                source = "locality = this model's nn_ratio"
+            agree.append(row(name, kind, family, "matched", source, scale, ev))
+            cost.append({"task": name, "model": kind, "kernel": family,
+                         "predict_seconds": ev["predict_seconds"],
+                         "train_plus_sample_seconds": tg["cost"]})
+agree = pd.DataFrame(agree)
+
+# %% [markdown]
+# Held-out predictions. Data-only kernels: the locality calibrated on the other two tasks (same
+# model class), averaged, sets the scale here; the spectral kernel uses the other tasks' residual
+# spectra, averaged over channels and expressed in units of their data spacing.
+
+# %%
+held = []
+for name in TASKS:
+    others = [o for o in TASKS if o != name]
+    for kind in CLASSES:
+        for family in ["white", "smooth", "neighbour"]:
+            cal = agree[(agree.model == kind) & (agree.kernel == family)
+                        & (agree["mode"] == "calibrated") & agree.task.isin(others)]
+            loc = float(cal.locality.mean())
+            make = make_family(name, kind, family)
+            scale = scale_at(make, name, loc)
+            ev = evaluate(name, kind, make(scale), "held-out")
+            held.append(row(name, kind, family, "held-out",
+                            f"locality {loc:.2f} calibrated on {' & '.join(others)}", scale, ev))
+            shown.append((name, kind, family, "held-out", ev["p_hat"]))
+        psd = np.mean([kernels.fit_spectral(kernels.nearest_residuals(
+            target[o, kind]["X"][:1000], data[o].X)).mean(1) / spacing[o] ** 2 for o in others],
+            axis=0) * spacing[name] ** 2
+        ev = evaluate(name, kind, kernels.spectral(psd, 1.0), "held-out")
+        held.append(row(name, kind, "spectral", "held-out",
+                        f"residual spectrum of {' & '.join(others)} (per data spacing)", 1.0, ev))
+        shown.append((name, kind, "spectral", "held-out", ev["p_hat"]))
+
+# the held-out denoiser: a diffusion-unet trained on a differently curated prior of the same task
+for name, t in TASKS.items():
+    lo, hi = OTHER_PRIOR[name]
+    other = drift.train(name, "diffusion-unet", P, task_params={"lo": lo, "hi": hi})
+    t_other = other.task
+    X_other = drift.samples(other, P.n_samples, seed=0)[0]
+    bins_o = drift.quantity_bins(t_other, P)
+    p_model_o = metrics.histogram(t_other.measure(X_other), bins_o)
+    sub_o = other.dataset.subset(np.arange(min(P.kernel_n, len(other.dataset))))
+    p_data_o = metrics.histogram(t_other.measure(sub_o.X), bins_o)
+    grid = [s for s in P.t_stars if s < P.diffusion_steps]
+    tvs = [metrics.tv(kernels.predict(t_other, sub_o, kernels.denoise(other.trained, s),
+                                      P.kernel_draws, bins_o, rng(0, "other", name, s))[0],
+                      p_model_o) for s in grid]
+    t_best = grid[int(np.argmin(tvs))]
+    ev = evaluate(name, "diffusion-unet", kernels.denoise(other.trained, t_best), "held-out")
+    held.append(row(name, "diffusion-unet", "denoise", "held-out",
+                    f"denoiser trained on prior U[{lo:g}, {hi:g}], t* fitted there", t_best, ev))
+    shown.append((name, "diffusion-unet", "denoise", "held-out", ev["p_hat"]))
+agree = pd.concat([agree, pd.DataFrame(held)], ignore_index=True)
+agree = agree.sort_values(["task", "model", "kernel", "mode"]).reset_index(drop=True)
+
+# %% [markdown]
+# ### Predicted against observed
+#
+# Bars: each model's observed q-histogram; lines: the kernels' predictions (calibrated on the
+# left figure, held-out on the right one); dashed grey: the training data.
+
+# %%
+def overlay_frame(mode: str) -> pd.DataFrame:
+    rows = []
+    for name, kind, family, m, p_hat in shown:
+        if m != mode:
+            continue
+        tg = target[name, kind]
+        rows.append(pd.DataFrame({"task": name, "model": kind, "kernel": family,
+                                  "center": tg["bins"].centers, "p_hat": p_hat,
+                                  "p_model": tg["p_model"], "p_data": tg["p_data"]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def overlay_chart(d: pd.DataFrame, name: str, title: str) -> alt.FacetChart:
+    base = alt.Chart().encode(x=alt.X("center:Q", title=TASKS[name].quantity))
+    obs = base.mark_bar(color=plots.COLORS["model"], opacity=0.35, width=5).encode(
+        y=alt.Y("p_model:Q", title="probability per bin"), detail="kernel:N")
+    dat = base.mark_line(color=plots.COLORS["prior"], strokeDash=[4, 3], interpolate="step")\
+        .encode(y="p_data:Q", detail="kernel:N")
+    pred = base.mark_line(strokeWidth=1.6).encode(y="p_hat:Q",
+                                                  color=alt.Color("kernel:N", sort=FAMILIES))
+    return alt.layer(obs, dat, pred, data=d[d.task == name]).properties(
+        width=150, height=110).facet(column=alt.Column("model:N", sort=list(CLASSES), title=None),
+                                     title=f"{name} — {title}")
+
+
+for mode in ["calibrated", "held-out"]:
+    d = overlay_frame(mode)
+    chart = alt.vconcat(*[overlay_chart(d, n, mode) for n in TASKS])
+    plots.save(chart, f"03_predictions_{mode.replace('-', '')}", data=d)
+    display(chart)
+
+# %% [markdown]
+# ## The agreement table
+#
+# `figures/tables/kernel_agreement.csv`, one row per (task, model, kernel, mode). `rho` is the
+# bin-wise correlation of predicted and observed drift, `sign_agreement` the share of bins with
+# significant observed drift (beyond its bootstrap half-width) whose predicted drift has the same
+# sign, `edf` the explained drift fraction; `tv_prior_model` is TV(p_data, p_model), the drift to
+# explain. Notebooks 04 and 05 append their own rows.
+
+# %%
+plots.update_table(agree, "kernel_agreement", ["task", "model", "kernel", "mode"])
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(agree.drop(columns="source").round(2).to_string(index=False))
+
+# %% [markdown]
+# ## Does a *local* kernel forecast the drift?
+#
+# The target (from the paper's summaries, "prediction error below 10%"): for `diffusion-unet`
+# on every task, TV(p̂, p_model) ≤ 0.10 and EDF ≥ 0.5 with a kernel whose locality is at most
+# 1.5× the model's own `nn_ratio`. For each task: the best such kernel (any mode), and the best
+# held-out one.
+
+# %%
+verdict = []
+for name in TASKS:
+    nn = target[name, "diffusion-unet"]["nn_ratio"]
+    d = agree[(agree.task == name) & (agree.model == "diffusion-unet")
+              & (agree.locality <= 1.5 * nn)]
+    for mode_set, label in [(["calibrated", "matched", "held-out"], "any mode"),
+                            (["held-out"], "held-out"), (["matched"], "matched")]:
+        dd = d[d["mode"].isin(mode_set)]
+        if dd.empty:
+            verdict.append({"task": name, "modes": label, "nn_ratio": nn})
+            continue
+        b = dd.loc[dd.edf.idxmax()]
+        verdict.append({"task": name, "modes": label, "nn_ratio": nn, "kernel": b.kernel,
+                        "mode": b["mode"], "locality": b.locality, "edf": b.edf,
+                        "tv_pred_model": b.tv_pred_model,
+                        "meets_target": bool(b.tv_pred_model <= 0.10 and b.edf >= 0.5)})
+verdict = pd.DataFrame(verdict)
+print(verdict.round(3).to_string(index=False))
+
+# %% [markdown]
+# ### What this says (default profile)
+#
+# Read with the table above and the EDF-against-locality figure:
+#
+# * **`logistic`: a local kernel forecasts the drift.** The model's own denoiser, run from a noise
+#   level whose displacement matches the model's own error scale (`denoise`, matched), explains
+#   most of the drift (EDF and TV in the verdict table) with a locality about equal to
+#   `nn_ratio`. The peaks and troughs of the logistic drift are what the model's local
+#   denoising errors do to r̂ — the paper's mechanism, measured.
+# * **`cone`: the right direction, far too little.** At the model's own error scale, white noise
+#   does push mass upward (Jensen: positive `rho` for `white`), but it explains only a few percent
+#   of the drift. The model's denoiser reproduces the drift only from noise levels that move
+#   trajectories tens of data spacings (non-local: that is re-sampling the model, not a local
+#   error). So the U-Net's cone drift is *not* explained by local errors at this training budget;
+#   the ablations of notebook 02 (the drift still shrinks with training) point at
+#   under-training of the global shape as a large part of it.
+# * **`sine`: no local kernel explains it.** The denoiser at its smallest level gets the *sign*
+#   of the drift in most bins right (`rho` high for `denoise`, matched) but explains little of its
+#   size; data-only kernels explain nothing. Only non-local denoising "predicts" it, which proves
+#   nothing. Notebook 02 found the sine drift small and partly a sampler effect.
+# * **Data-only kernels** (white, smooth, spectral, neighbour) explain at most ~10% of any
+#   drift, calibrated or not: isotropic or data-shaped noise is not the model's error.
+# * **Held-out forecasts fail** at this budget. Localities carried over from other tasks and
+#   denoisers from a differently curated model give EDF near zero or negative: the held-out
+#   denoiser reproduces the drift of *its own* dataset, not of this one. The claim "we can
+#   forecast before training" is therefore not supported here beyond the direction of the cone
+#   shift; what *is* supported is "the model's own local denoising error explains the logistic
+#   drift".
+#
+# These are the numbers of a small laptop-sized model trained for ~1,200 steps; the paper
+# profile is where to check whether the cone drift becomes local with more training.
+#
+# ## Cost: forecasting is much cheaper than training
+#
+# The time to make one prediction with each kernel (matched scale) against the time to train the
+# model it predicts and draw its samples. Written to `figures/tables/kernel_cost.csv`.
+
+# %%
+cost = pd.DataFrame(cost)
+cost["speedup"] = cost.train_plus_sample_seconds / cost.predict_seconds
+plots.save_table(cost.round(4), "kernel_cost")
+print(cost.groupby("kernel")[["predict_seconds", "train_plus_sample_seconds", "speedup"]]
+      .median().round(2).to_string())
+
+# %% [markdown]
+# ## An explorer for readers
+#
+# Drag the slider to change the locality of the `white` and `neighbour` kernels and watch the
+# predicted histogram (line) move against the observed one of `diffusion-unet` (bars). The grid
+# is precomputed, so the chart works in the static HTML export:
+# `figures/03_kernel_explorer.html`.
+
+# %%
+exp_rows = []
+for (name, kind, family, s), p_hat in preds.items():
+    if kind != "diffusion-unet" or family not in ("white", "neighbour"):
+        continue
+    sw = sweep[(sweep.task == name) & (sweep.model == kind) & (sweep.kernel == family)]
+    idx = int(np.argmin(np.abs(sw.scale.to_numpy() - s)))
+    tg = target[name, kind]
+    exp_rows.append(pd.DataFrame({"task": name, "kernel": family, "step": idx,
+                                  "locality": round(float(sw.locality.iloc[idx]), 3),
+                                  "center": tg["bins"].centers, "p_hat": p_hat,
+                                  "p_model": tg["p_model"]}))
+explorer = pd.concat(exp_rows, ignore_index=True)
+slider = alt.param(name="step", value=len(P.localities) // 2,
+                   bind=alt.binding_range(min=0, max=len(P.localities) - 1, step=1,
+                                          name="locality grid point "))
+base = alt.Chart(explorer).encode(x=alt.X("center:Q", title="q"))
+bars = base.mark_bar(color=plots.COLORS["model"], opacity=0.35, width=5).encode(
+    y=alt.Y("p_model:Q", title="probability per bin"))
+line = base.mark_line(color=plots.COLORS["kernel"], strokeWidth=2).encode(y="p_hat:Q")\
+    .transform_filter(alt.datum.step == slider)
+label = alt.Chart(explorer).mark_text(align="left", x=5, y=8).encode(
+    text=alt.Text("label:N")).transform_filter(alt.datum.step == slider)\
+    .transform_aggregate(locality="mean(locality)", groupby=["task", "kernel"])\
+    .transform_calculate(label="'locality ' + format(datum.locality, '.2f')")
+chart = alt.layer(bars.transform_filter(alt.datum.step == 0), line, label).add_params(slider)\
+    .properties(width=200, height=140).facet(row="kernel:N", column="task:N")\
+    .resolve_scale(x="independent")
+plots.save_html(chart, "03_kernel_explorer")
+chart
