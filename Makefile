@@ -1,7 +1,7 @@
 # Companion to "Mechanisms of Misgeneralization in Physical Sequence Modeling".
 #   make figures   regenerate every figure under figures/ (default profile)
 #   make test      pytest + every notebook under the smoke profile + nbval
-# Both create .venv on first use. Notebooks are independent, so `make -j2 figures` works.
+# Both create .venv on first use. Notebooks are independent: `make -j2 figures OMP_NUM_THREADS=1`.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3.11
