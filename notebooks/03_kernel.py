@@ -378,8 +378,9 @@ def overlay_frame(mode: str) -> pd.DataFrame:
 
 def overlay_chart(d: pd.DataFrame, name: str, title: str) -> alt.FacetChart:
     base = alt.Chart().encode(x=alt.X("center:Q", title=TASKS[name].quantity))
+    # one row per (bin, kernel): stack=None draws the observed bar once instead of summing it
     obs = base.mark_bar(color=plots.COLORS["model"], opacity=0.35, width=5).encode(
-        y=alt.Y("p_model:Q", title="probability per bin"), detail="kernel:N")
+        y=alt.Y("p_model:Q", title="probability per bin", stack=None), detail="kernel:N")
     dat = base.mark_line(color=plots.COLORS["prior"], strokeDash=[4, 3], interpolate="step")\
         .encode(y="p_data:Q", detail="kernel:N")
     pred = base.mark_line(strokeWidth=1.6).encode(y="p_hat:Q",
@@ -510,7 +511,7 @@ slider = alt.param(name="step", value=len(P.localities) // 2,
                                           name="locality grid point "))
 base = alt.Chart(explorer).encode(x=alt.X("center:Q", title="q"))
 bars = base.mark_bar(color=plots.COLORS["model"], opacity=0.35, width=5).encode(
-    y=alt.Y("p_model:Q", title="probability per bin"))
+    y=alt.Y("p_model:Q", title="probability per bin", stack=None))
 line = base.mark_line(color=plots.COLORS["kernel"], strokeWidth=2).encode(y="p_hat:Q")\
     .transform_filter(alt.datum.step == slider)
 label = alt.Chart(explorer).mark_text(align="left", x=5, y=8).encode(
