@@ -7,7 +7,7 @@ this module does the bookkeeping (cache keys, sample banks, the rows of ``tables
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,8 +17,8 @@ from .profiles import Profile, get_profile
 from .seeding import rng as make_rng
 from .tasks import Task, get_task
 
-__all__ = ["Run", "train", "standard_run", "samples", "histogram_with_band", "drift_row", "DRIFT_COLUMNS",
-           "quantity_bins"]
+__all__ = ["Run", "train", "standard_run", "samples", "histogram_with_band", "drift_row",
+           "nn_ratio", "DRIFT_COLUMNS", "quantity_bins"]
 
 DRIFT_COLUMNS = ["task", "model", "seed", "n_samples", "tv_model_prior", "w1_model_prior",
                  "tv_noise_floor", "plausible_frac", "nn_ratio", "train_seconds"]
@@ -34,7 +34,6 @@ class Run:
     kind: str
     seed: int
     key: str
-    overrides: dict = field(default_factory=dict)
 
 
 def quantity_bins(task: Task, profile: Profile) -> metrics.Bins:
@@ -59,7 +58,7 @@ def train(task: str | Task, kind: str, profile: str | Profile, seed: int = 0,
     key = cache.spec_key("run", {"data": data.spec, "model": spec, "profile": P.name,
                                  "seed": seed, "snapshots": list(snapshots),
                                  "v": models.MODEL_CODE_VERSION})
-    return Run(t, data, trained, spec.kind, seed, key, dict(overrides))
+    return Run(t, data, trained, spec.kind, seed, key)
 
 
 def samples(run: Run, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
@@ -88,15 +87,23 @@ def histogram_with_band(q: np.ndarray, bins: metrics.Bins, profile: Profile,
     return {"p": p, "lo": lo, "hi": hi}
 
 
+def nn_ratio(X: np.ndarray, train: np.ndarray, n_ref: int = 2000) -> float:
+    """The model's own error scale: mean distance from a sample (the first ``n_ref`` of X) to its
+    nearest training trajectory, in units of the data spacing (``kernels.data_spacing``, the same
+    unit as a kernel's locality). Flattened trajectories in task units."""
+    from .kernels import data_spacing
+
+    return float(metrics.nn_distances(X[:n_ref], train).mean() / data_spacing(train, n_ref))
+
+
 def drift_row(run: Run, X: np.ndarray, profile: Profile, model: str | None = None,
               nn_ref: int = 2000) -> dict:
     """One row of ``tables/drift.csv`` for samples X (n, T, C) of ``run``.
 
     TV and W1 are measured against the exact uniform prior; the noise floor is the mean TV between
     two independent draws of the prior of the same size n (conservative: about √2 times what a
-    perfect model's samples would score against the exact prior). ``nn_ratio`` is the mean
-    distance from a sample to its nearest training trajectory over the mean train-to-train
-    nearest-neighbour distance (flattened trajectories in task units).
+    perfect model's samples would score against the exact prior). ``nn_ratio``: see
+    :func:`nn_ratio`.
     """
     t, P = run.task, get_profile(profile)
     bins = quantity_bins(t, P)
@@ -104,15 +111,11 @@ def drift_row(run: Run, X: np.ndarray, profile: Profile, model: str | None = Non
     p = metrics.histogram(q, bins)
     g = make_rng(run.seed, "drift_row", t.name, run.kind)
     floor = metrics.noise_floor_tv(t.sample_quantity, len(X), bins, g)
-    train = run.dataset.X
-    ref = train[: min(nn_ref, len(train))]
-    nn_sample = metrics.nn_distances(X[:nn_ref], train).mean()
-    nn_train = metrics.nn_distances(ref, train, exclude_self=True).mean()
     return {"task": t.name, "model": model or run.kind, "seed": run.seed, "n_samples": len(X),
             "tv_model_prior": metrics.tv(p, metrics.uniform_histogram(bins)),
             "w1_model_prior": metrics.w1(q, metrics.uniform_quantiles(t.lo, t.hi)),
             "tv_noise_floor": floor, "plausible_frac": float(t.is_plausible(X).mean()),
-            "nn_ratio": float(nn_sample / nn_train),
+            "nn_ratio": nn_ratio(X, run.dataset.X, nn_ref),
             "train_seconds": float(run.trained.train_seconds)}
 
 
