@@ -46,8 +46,8 @@ def make_dataset(task: str | Task, n: int, seed: int = 0, use_cache: bool = True
 
     def build():
         g = make_rng(seed, "dataset", t.name)
-        q = t.sample_quantity(n, g)
-        return {"X": t.generate(q, g), "q": q}
+        X, q = t.build(int(n), g)
+        return {"X": X, "q": q}
 
     d = cache.memo("dataset", spec, build) if use_cache else build()
     return Dataset(t.name, d["X"], d["q"], int(seed), spec)

@@ -6,6 +6,7 @@ this module does the bookkeeping (cache keys, sample banks, the rows of ``tables
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -62,18 +63,22 @@ def train(task: str | Task, kind: str, profile: str | Profile, seed: int = 0,
 
 
 def samples(run: Run, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
-            snapshot: int | None = None) -> tuple[np.ndarray, float]:
+            snapshot: int | None = None, inpaint=None) -> tuple[np.ndarray, float]:
     """``n`` samples (n, T, C) in task units from a run, cached as a sample bank, and the seconds
-    it took to draw them (as measured when they were drawn)."""
+    it took to draw them (as measured when they were drawn). ``inpaint=(mask, values)``:
+    conditioning imposed at every denoising step (see ``models.sample``)."""
     from . import models
 
     spec = {"run": run.key, "n": int(n), "seed": int(seed), "sampler": sampler, "steps": steps,
             "snapshot": snapshot}
+    if inpaint is not None:
+        spec["inpaint"] = [[np.shape(a), hashlib.sha256(np.ascontiguousarray(a).tobytes())
+                            .hexdigest()] for a in inpaint]
 
     def build():
         t0 = time.perf_counter()
         X = models.sample(run.trained, n, seed=seed, sampler=sampler, steps=steps,
-                          snapshot=snapshot)
+                          snapshot=snapshot, inpaint=inpaint)
         return {"X": X, "seconds": time.perf_counter() - t0}
 
     bank = cache.memo("samples", spec, build)

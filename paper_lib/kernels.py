@@ -15,7 +15,10 @@ Families:
   (fitted by :func:`fit_spectral`, e.g. on :func:`nearest_residuals` of a model's samples), × scale.
 * ``neighbour(train, scale, k)``: x' = (1 − α) x + α x_j, x_j uniform among the k nearest
   training trajectories of x (x itself excluded): deviation along directions the data varies in.
-* ``denoise(trained, t_star)``: noise x to diffusion step t* and run the model's reverse steps.
+* ``denoise(trained, t_star, keep)``: noise x to diffusion step t* and run the model's reverse
+  steps (entries ``keep`` imposed by inpainting, as a planner imposes its start and goal).
+
+``pinned(kernel, keep)`` leaves the entries ``keep`` of every trajectory unchanged.
 
 Stationary noise is generated on the circle of T steps (periodic boundary): the rfft of white
 noise is multiplied by √psd and transformed back, so it is exactly stationary, with no edge
@@ -35,7 +38,7 @@ import numpy as np
 from .metrics import Bins, histogram, tv
 
 __all__ = ["Kernel", "white", "smooth", "spectral", "neighbour", "denoise", "KERNELS",
-           "make_kernel", "fit_spectral", "spectral_variance", "nearest_residuals", "knn",
+           "make_kernel", "pinned", "fit_spectral", "spectral_variance", "nearest_residuals", "knn",
            "predict", "locality", "data_spacing", "calibrate", "scale_for_locality"]
 
 
@@ -276,7 +279,7 @@ class denoise(Kernel):
 
     name = "denoise"
 
-    def __init__(self, trained, t_star: int):
+    def __init__(self, trained, t_star: int, keep=None):
         from . import models  # lazy: kernels.py must import without the models package
 
         if int(t_star) != t_star:
@@ -286,13 +289,32 @@ class denoise(Kernel):
             raise ValueError(f"denoise: t_star must be in [0, {len(ab) - 1}], got {t_star}")
         super().__init__(int(t_star), alpha_bar=float(ab[int(t_star)]))
         self.trained = trained
+        self.keep = None if keep is None else np.asarray(keep, bool)
 
     def sample(self, X, rng):
         from . import models
 
         X = _check_X(X)
         seed = int(rng.integers(2 ** 31))
-        return np.asarray(models.denoise(self.trained, X, int(self.scale), seed), dtype=np.float32)
+        return np.asarray(models.denoise(self.trained, X, int(self.scale), seed, keep=self.keep),
+                          dtype=np.float32)
+
+
+class pinned(Kernel):
+    """``kernel`` with the entries ``keep`` (bool (T, C)) of every trajectory left unchanged: the
+    entries a conditioned model never generates (a planner's inpainted start and goal). For
+    ``denoise`` pass ``keep`` to the kernel itself instead, so the imposed entries also steer
+    the reverse steps. ``name`` and ``scale`` are the wrapped kernel's."""
+
+    def __init__(self, kernel: Kernel, keep):
+        self.inner, self.keep = kernel, np.asarray(keep, bool)
+        self.name, self.scale, self.params = kernel.name, kernel.scale, kernel.params
+
+    def sample(self, X, rng):
+        X = _check_X(X)
+        if self.keep.shape != X.shape[1:]:
+            raise ValueError(f"keep mask has shape {self.keep.shape}, trajectories {X.shape[1:]}")
+        return np.where(self.keep[None], X, self.inner.sample(X, rng)).astype(np.float32)
 
 
 KERNELS = {"white": white, "smooth": smooth, "spectral": spectral, "neighbour": neighbour,

@@ -49,3 +49,18 @@ def test_standard_run_is_shared_and_unknown_kind_fails():
     assert a.key == b.key
     with pytest.raises(ValueError, match="valid classes"):
         drift.standard_run("sine", "gan", P)
+
+
+def test_inpainted_sample_banks_are_keyed_by_their_conditions():
+    run = drift.train("cone", "diffusion-unet", P, seed=0)
+    mask = np.zeros((64, 2), bool)
+    mask[[0, -1]] = True
+    ends = np.zeros((8, 64, 2), np.float32)
+    ends[:, -1] = run.dataset.X[:8, -1]
+    X, _ = drift.samples(run, 8, seed=0, inpaint=(mask, ends))
+    np.testing.assert_allclose(X[:, -1], ends[:, -1], atol=1e-6)
+    np.testing.assert_allclose(X[:, 0], 0, atol=1e-6)
+    other = ends.copy()
+    other[:, -1] += 0.5
+    Y, _ = drift.samples(run, 8, seed=0, inpaint=(mask, other))
+    np.testing.assert_allclose(Y[:, -1], other[:, -1], atol=1e-6)

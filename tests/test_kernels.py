@@ -167,3 +167,23 @@ def test_denoise_kernel_with_a_smoke_model():
     assert not np.array_equal(a, k.sample(ds.X[:16], _rng(2)))
     p, q = K.predict(paper_lib.get_task("cone"), ds, k, 1, Bins(2, 6, 10), _rng())
     assert q.shape == (64,) and abs(p.sum() - 1) < 1e-12
+    keep = np.zeros((64, 2), bool)
+    keep[[0, -1]] = True                      # a planner's start and goal
+    kd = K.make_kernel("denoise", trained=trained, t_star=5, keep=keep)
+    d = kd.sample(ds.X[:16], _rng(1))
+    np.testing.assert_allclose(d[:, keep], ds.X[:16][:, keep], atol=1e-6)
+    assert np.abs(d[:, ~keep] - ds.X[:16][:, ~keep]).max() > 1e-3
+
+
+def test_pinned_leaves_the_kept_entries_alone(cone):
+    _, ds = cone
+    X = ds.X[:32]
+    keep = np.zeros(X.shape[1:], bool)
+    keep[[0, -1]] = True
+    k = K.pinned(K.white(0.1), keep)
+    a = k.sample(X, _rng(3))
+    np.testing.assert_array_equal(a[:, keep], X[:, keep])
+    np.testing.assert_array_equal(a[:, ~keep], K.white(0.1).sample(X, _rng(3))[:, ~keep])
+    assert k.name == "white" and k.scale == 0.1
+    with pytest.raises(ValueError, match="keep mask"):
+        K.pinned(K.white(0.1), keep[1:]).sample(X, _rng(3))

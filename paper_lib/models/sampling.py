@@ -86,10 +86,12 @@ def sample(trained: Trained, n: int, seed: int = 0, steps: int | None = None,
     return task.from_model(z.cpu().numpy())
 
 
-def denoise(trained: Trained, X: np.ndarray, t_star: int, seed: int = 0,
+def denoise(trained: Trained, X: np.ndarray, t_star: int, seed: int = 0, keep=None,
             batch: int | None = None, device=None) -> np.ndarray:
     """The ``denoise`` data deviation kernel: noise X (n, T, C, task units) to step ``t_star``
-    with q(x_t | x_0), run the model's DDPM reverse steps t_star..0, return task units."""
+    with q(x_t | x_0), run the model's DDPM reverse steps t_star..0, return task units.
+    ``keep`` (bool (T, C), optional): entries of X imposed by inpainting at every reverse step, as
+    the planner does with its start and goal."""
     spec, task = trained.spec, trained.task
     if not spec.is_diffusion:
         raise ValueError(f"denoise needs a diffusion model, not {spec.kind!r}")
@@ -103,7 +105,8 @@ def denoise(trained: Trained, X: np.ndarray, t_star: int, seed: int = 0,
     x0 = torch.as_tensor(task.to_model(task.check(X)), device=device)
     noise = torch.randn(x0.shape, generator=gen).to(device)
     x = noise_to(x0, torch.full((len(x0),), t_star, device=device), sched, noise)
-    z = ddpm(net, x, t_star, spec, sched, gen, None, int(batch or DEFAULT_BATCH))
+    cond = _inpaint_tensors((keep, X), len(X), task, device) if keep is not None else None
+    z = ddpm(net, x, t_star, spec, sched, gen, cond, int(batch or DEFAULT_BATCH))
     return task.from_model(z.cpu().numpy())
 
 

@@ -41,6 +41,13 @@ class Task:
         """Trajectories with quantity q, shape (len(q), T, C), float32."""
         raise NotImplementedError
 
+    def build(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A dataset of ``n`` trajectories: (X (n, T, C) float32, q (n,) float64). Default: q from
+        the prior, X = ``generate(q)``. Tasks whose demonstrations come from a simulator and are
+        curated afterwards (maze) override this."""
+        q = self.sample_quantity(n, rng)
+        return self.generate(q, rng), q
+
     def measure(self, X: np.ndarray) -> np.ndarray:
         """Recover q from trajectories (n, T, C) -> (n,), float64. Vectorised."""
         raise NotImplementedError
