@@ -18,7 +18,7 @@ from .profiles import Profile, get_profile
 from .seeding import rng as make_rng
 from .tasks import Task, get_task
 
-__all__ = ["Run", "train", "standard_run", "samples", "histogram_with_band", "drift_row",
+__all__ = ["Run", "task_for", "train", "standard_run", "samples", "histogram_with_band", "drift_row",
            "nn_ratio", "DRIFT_COLUMNS", "quantity_bins"]
 
 DRIFT_COLUMNS = ["task", "model", "seed", "n_samples", "tv_model_prior", "w1_model_prior",
@@ -42,17 +42,26 @@ def quantity_bins(task: Task, profile: Profile) -> metrics.Bins:
     return metrics.Bins(task.lo, task.hi, profile.n_bins)
 
 
+def task_for(task: str | Task, profile: str | Profile, **params) -> Task:
+    """The task ``task`` with the profile's parameters for it (``Profile.task_params``, e.g. a
+    smaller maze under ``smoke``), then ``params`` on top. A Task instance is returned as is."""
+    if isinstance(task, Task):
+        return task
+    return get_task(task, **{**get_profile(profile).task_params.get(task, {}), **params})
+
+
 def train(task: str | Task, kind: str, profile: str | Profile, seed: int = 0,
           n_train: int | None = None, data_seed: int = 0, snapshots: tuple[int, ...] = (),
           task_params: dict | None = None, **overrides) -> Run:
     """Train (or load from the cache) a model of class ``kind`` on a dataset of ``task``.
 
-    ``n_train`` defaults to the profile's; ``overrides`` change the model spec (e.g. ``width``).
+    ``n_train`` defaults to the profile's; ``task_params`` change the task (on top of the
+    profile's ``task_params``); ``overrides`` change the model spec (e.g. ``width``).
     """
     from . import models
 
     P = get_profile(profile)
-    t = get_task(task, **(task_params or {}))
+    t = task_for(task, P, **(task_params or {}))
     data = make_dataset(t, n_train or P.n_train, seed=data_seed)
     spec = models.make_spec(kind, P, **overrides)
     trained = models.fit(spec, data, P, seed=seed, snapshots=tuple(snapshots))

@@ -15,7 +15,7 @@ import pandas as pd
 from .cache import atomic_write_bytes
 
 __all__ = ["theme", "output_dir", "set_output_dir", "save", "save_table", "update_table",
-           "save_html", "COLORS"]
+           "save_html", "read_table", "COLORS"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _OUTPUT: Path | None = None
@@ -126,16 +126,32 @@ def save_html(chart: alt.TopLevelMixin, name: str) -> Path:
 def update_table(df: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:
     """Merge rows into ``tables/NAME.csv``: rows of the existing table with the same ``keys`` as a
     new row are replaced, others are kept (so several notebooks can each own some rows). The
-    result is sorted by ``keys`` and written atomically; it is returned."""
+    result is sorted by ``keys`` and written atomically; it is returned. A lock file serialises
+    concurrent updates (notebooks run with ``make -j``)."""
+    import fcntl
+
     path = output_dir() / "tables" / f"{name}.csv"
-    if path.exists():
-        old = pd.read_csv(path)
-        if list(old.columns) != list(df.columns):
-            raise ValueError(f"table {name}: columns {list(df.columns)} differ from the "
-                             f"existing {list(old.columns)}")
-        new_keys = set(map(tuple, df[keys].astype(str).values))
-        keep = [tuple(r) not in new_keys for r in old[keys].astype(str).values]
-        df = pd.concat([old[keep], df], ignore_index=True)
-    df = df.sort_values(keys, kind="stable").reset_index(drop=True)
-    save_table(df, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            old = pd.read_csv(path)
+            if list(old.columns) != list(df.columns):
+                raise ValueError(f"table {name}: columns {list(df.columns)} differ from the "
+                                 f"existing {list(old.columns)}")
+            new_keys = set(map(tuple, df[keys].astype(str).values))
+            keep = [tuple(r) not in new_keys for r in old[keys].astype(str).values]
+            df = pd.concat([old[keep], df], ignore_index=True)
+        df = df.sort_values(keys, kind="stable").reset_index(drop=True)
+        save_table(df, name)
     return df
+
+
+def read_table(name: str) -> pd.DataFrame | None:
+    """``tables/NAME.csv`` of the current output folder, else the committed one under the
+    repository's ``figures/tables`` (e.g. notebook 03's rows read by notebook 04 when 03 has not
+    run under this profile); None when neither exists."""
+    for folder in (output_dir() / "tables", ROOT / "figures" / "tables"):
+        if (folder / f"{name}.csv").exists():
+            return pd.read_csv(folder / f"{name}.csv")
+    return None

@@ -36,6 +36,7 @@ class Profile:
     kernel_n: int = 2048         # training trajectories a kernel prediction starts from
     localities: tuple[float, ...] = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
     t_stars: tuple[int, ...] = (0, 3, 10, 30, 60)   # denoise levels (of diffusion_steps)
+    task_params: dict = field(default_factory=dict)  # per task name: parameter overrides
     extra: dict = field(default_factory=dict)
 
     def with_(self, **changes) -> "Profile":

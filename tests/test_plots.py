@@ -62,3 +62,14 @@ def test_update_table_replaces_rows_with_same_keys():
     assert out.task.tolist() == ["cone", "maze", "sine"] and out.tv.tolist() == [0.3, 0.5, 0.1]
     with pytest.raises(ValueError, match="columns"):
         plots.update_table(pd.DataFrame({"task": ["x"]}), "drift_demo", ["task"])
+
+
+def test_read_table_prefers_the_current_output_folder():
+    import pandas as pd
+
+    from paper_lib import plots
+
+    assert plots.read_table("no_such_table") is None
+    plots.update_table(pd.DataFrame({"task": ["a"], "v": [1.0]}), "t_read", ["task"])
+    plots.update_table(pd.DataFrame({"task": ["b"], "v": [2.0]}), "t_read", ["task"])
+    assert plots.read_table("t_read").task.tolist() == ["a", "b"]
