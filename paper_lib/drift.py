@@ -38,7 +38,12 @@ class Run:
 
 
 def quantity_bins(task: Task, profile: Profile) -> metrics.Bins:
-    """The fixed bins over the task's support used by every histogram of q."""
+    """The fixed bins over the task's support used by every histogram of q: the profile's
+    ``n_bins``, or the task's own curation bins when it has them (maze: the dataset is uniform
+    bin by bin at that resolution only; travel distances cluster near whole numbers of cells,
+    so finer bins would show the controller's structure, not drift)."""
+    if isinstance(getattr(task, "bins", None), metrics.Bins):
+        return task.bins
     return metrics.Bins(task.lo, task.hi, profile.n_bins)
 
 
@@ -63,9 +68,12 @@ def train(task: str | Task, kind: str, profile: str | Profile, seed: int = 0,
     P = get_profile(profile)
     t = task_for(task, P, **(task_params or {}))
     data = make_dataset(t, n_train or P.n_train, seed=data_seed)
+    cond = tuple(getattr(t, "condition_frames", ()))   # a planner's imposed frames (maze)
+    if cond and kind.startswith("diffusion"):
+        overrides.setdefault("condition_frames", cond)
     spec = models.make_spec(kind, P, **overrides)
     trained = models.fit(spec, data, P, seed=seed, snapshots=tuple(snapshots))
-    key = cache.spec_key("run", {"data": data.spec, "model": spec, "profile": P.name,
+    key = cache.spec_key("run", {"data": data.spec, "model": spec.key(), "profile": P.name,
                                  "seed": seed, "snapshots": list(snapshots),
                                  "v": models.MODEL_CODE_VERSION})
     return Run(t, data, trained, spec.kind, seed, key)

@@ -64,3 +64,14 @@ def test_inpainted_sample_banks_are_keyed_by_their_conditions():
     other[:, -1] += 0.5
     Y, _ = drift.samples(run, 8, seed=0, inpaint=(mask, other))
     np.testing.assert_allclose(Y[:, -1], other[:, -1], atol=1e-6)
+
+
+def test_task_for_and_quantity_bins_follow_the_profile_and_the_task():
+    maze = drift.task_for("maze", "smoke")
+    assert (maze.layout, maze.T) == ("umaze", 16)            # the smoke profile's maze
+    assert drift.task_for("maze", "default").layout == "medium"
+    assert drift.task_for("maze", "smoke", T=32).T == 32      # explicit parameters win
+    assert drift.quantity_bins(maze, P) == maze.bins          # curation bins
+    cone = drift.task_for("cone", P)
+    b = drift.quantity_bins(cone, P)
+    assert (b.lo, b.hi, b.n) == (cone.lo, cone.hi, P.n_bins)

@@ -164,3 +164,32 @@ def test_unet_shapes(T, C):
     assert out.shape == (3, T, C)
     with pytest.raises(ValueError, match="divisible by 4"):
         build(make_spec("diffusion-unet", SMOKE), 30, C)
+
+
+def test_condition_frames_train_on_clean_ends_and_keep_old_cache_keys(env):
+    from paper_lib.models.diffusion import diffusion_loss, make_schedule
+
+    plain = make_spec("diffusion-unet", SMOKE, **TINY)
+    assert "condition_frames" not in plain.key()            # old cache keys stay valid
+    spec = plain.with_(condition_frames=(0, -1))
+    assert spec.key()["condition_frames"] == (0, -1)
+    with pytest.raises(ValueError, match="diffusion"):
+        make_spec("vae", SMOKE, condition_frames=(0,))
+    # the network sees the conditioned frames clean at every noise level
+    seen = []
+
+    def net(x, t):
+        seen.append(x.clone())
+        return torch.zeros_like(x)
+
+    x0 = torch.randn(8, 64, 2)
+    diffusion_loss(net, x0, torch.Generator().manual_seed(0), spec, make_schedule(spec))
+    assert torch.equal(seen[0][:, [0, -1]], x0[:, [0, -1]])
+    assert not torch.equal(seen[0][:, 1:-1], x0[:, 1:-1])
+    tr = fit(spec, env, SMOKE, seed=0)
+    mask = np.zeros((64, 2), bool)
+    mask[[0, -1]] = True
+    values = np.zeros((3, 64, 2), np.float32)
+    values[:, -1] = [[1.0, -1.0], [0.5, 0.5], [-2.0, 0.0]]
+    out = sample(tr, 3, seed=0, inpaint=(mask, values))
+    np.testing.assert_array_equal(out[:, mask], values[:, mask])

@@ -49,7 +49,11 @@ def diffusion_loss(net, x0: torch.Tensor, gen: torch.Generator, spec, sched) -> 
     """Mean squared error of the ε- or x0-prediction at a uniformly drawn step t per row."""
     t = torch.randint(int(spec.diffusion_steps), (len(x0),), generator=gen).to(x0.device)
     eps = _randn(x0.shape, gen, x0.device)
-    pred = net(noise_to(x0, t, sched, eps), t)
+    xt = noise_to(x0, t, sched, eps)
+    if spec.condition_frames:   # Diffuser: the conditioned frames are seen clean
+        f = list(spec.condition_frames)
+        xt[:, f] = x0[:, f]
+    pred = net(xt, t)
     return F.mse_loss(pred, eps if spec.prediction == "eps" else x0)
 
 
@@ -63,14 +67,15 @@ def _predict(net, x, t: int, spec, sched, batch: int):
     return out, (x - math.sqrt(ab) * out) / math.sqrt(1 - ab)
 
 
-def _impose(x, t: int, inpaint, sched, gen):
-    """Diffuser-style inpainting: known entries of x_t replaced by their values noised to level t
-    (t = −1: the exact values). ``inpaint`` is (mask, values), tensors broadcastable to x."""
+def _impose(x, t: int, inpaint, sched, gen, clean: bool = False):
+    """Inpainting: known entries of x_t replaced by their values noised to level t (t = −1 or
+    ``clean``: the exact values, as Diffuser's apply_conditioning does for a model trained with
+    ``condition_frames``). ``inpaint`` is (mask, values), tensors broadcastable to x."""
     if inpaint is None:
         return x
     mask, values = inpaint
     values = values.expand_as(x)
-    if t >= 0:
+    if t >= 0 and not clean:
         ab = float(sched["alpha_bar"][t])
         values = math.sqrt(ab) * values + math.sqrt(1 - ab) * _randn(x.shape, gen, x.device)
     return torch.where(mask, values, x)
@@ -80,7 +85,7 @@ def _impose(x, t: int, inpaint, sched, gen):
 def ddpm(net, x, t_start: int, spec, sched, gen, inpaint=None, batch: int = 2048):
     """Ancestral sampling from x at step ``t_start`` (x = x_{t_start}) down to x_0."""
     for t in range(int(t_start), -1, -1):
-        x = _impose(x, t, inpaint, sched, gen)
+        x = _impose(x, t, inpaint, sched, gen, bool(spec.condition_frames))
         x0, _ = _predict(net, x, t, spec, sched, batch)
         ab, prev, beta = (float(sched[k][t]) for k in ("alpha_bar", "alpha_bar_prev", "beta"))
         x = (beta * math.sqrt(prev) / (1 - ab)) * x0 + ((1 - prev) * math.sqrt(1 - beta)
@@ -96,7 +101,7 @@ def ddim(net, x, steps: int, spec, sched, gen, inpaint=None, batch: int = 2048):
     K = int(spec.diffusion_steps)
     ts = np.unique(np.linspace(0, K - 1, int(steps)).round().astype(int))[::-1]
     for i, t in enumerate(ts):
-        x = _impose(x, int(t), inpaint, sched, gen)
+        x = _impose(x, int(t), inpaint, sched, gen, bool(spec.condition_frames))
         x0, eps = _predict(net, x, int(t), spec, sched, batch)
         prev = float(sched["alpha_bar"][ts[i + 1]]) if i + 1 < len(ts) else 1.0
         x = math.sqrt(prev) * x0 + math.sqrt(1 - prev) * eps

@@ -20,6 +20,9 @@ _KIND_DEFAULTS = {
 }
 
 
+_LATE_FIELDS = ("condition_frames",)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model class and its sizes. ``width`` is the base channel count: U-Net channels are
@@ -50,6 +53,9 @@ class ModelSpec:
     beta: float = 1.0             # VAE KL weight (1: the plain ELBO)
     min_logvar: float = -14.0     # floor of Gaussian log-variances (Transformer, VAE): a guard
                                   # only, below what training reaches (σ ≈ 1e-3 model units)
+    condition_frames: tuple[int, ...] = ()  # diffusion: frames whose clean values are imposed
+                                  # in x_t in training and at every sampling step (Diffuser's
+                                  # apply_conditioning), e.g. (0, -1) for a planner's start/goal
     warmup: float = 0.05          # fraction of steps of linear LR warm-up
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
@@ -70,6 +76,15 @@ class ModelSpec:
                 object.__setattr__(self, f.name, (int if f.type == "int" else float)(
                     getattr(self, f.name)))
         object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
+        object.__setattr__(self, "condition_frames", tuple(int(f) for f in self.condition_frames))
+        if self.condition_frames and not self.is_diffusion:
+            raise ValueError(f"condition_frames needs a diffusion model, not {self.kind!r}")
+
+    def key(self) -> dict:
+        """The fields that identify this spec in cache keys. Fields added after models were first
+        cached (``condition_frames``) are left out at their default, so old keys stay valid."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.name in _LATE_FIELDS and getattr(self, f.name) == f.default)}
 
     @property
     def is_diffusion(self) -> bool:

@@ -195,7 +195,7 @@ def fit(spec: ModelSpec | str, dataset, profile: str | Profile = "default", seed
     snapshots = tuple(sorted({int(s) for s in snapshots}))
     if any(s < 1 or s > spec.train_steps for s in snapshots):
         raise ValueError(f"snapshot steps must lie in 1..{spec.train_steps}, got {snapshots}")
-    key = {"task": task, "data": dataset.spec, "model": spec, "profile": profile.name,
+    key = {"task": task, "data": dataset.spec, "model": spec.key(), "profile": profile.name,
            "seed": int(seed), "snapshots": snapshots, "v": MODEL_CODE_VERSION}
     if use_cache:
         hit = cache.load("model", key)

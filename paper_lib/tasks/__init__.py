@@ -4,11 +4,13 @@ from __future__ import annotations
 from .base import Task
 from .cone import ConeTask, travel_distance
 from .logistic import LogisticTask
+from .maze import MazeTask
 from .sine import SineTask
 
 __all__ = ["Task", "TASKS", "SYNTHETIC", "get_task", "travel_distance"]
 
-TASKS: dict[str, type[Task]] = {"sine": SineTask, "cone": ConeTask, "logistic": LogisticTask}
+TASKS: dict[str, type[Task]] = {"sine": SineTask, "cone": ConeTask, "logistic": LogisticTask,
+                              "maze": MazeTask}
 SYNTHETIC = ("sine", "cone", "logistic")
 
 
