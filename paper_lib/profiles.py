@@ -51,7 +51,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1), ablation_steps=(10,), ablation_widths=(8, 16), ablation_sizes=(64, 128),
         ablation_samplers=(("ddim", 5),), kernel_draws=1, kernel_n=128,
         localities=(0.5, 1.0, 2.0), t_stars=(0, 2, 5),
-        task_params={"maze": {"layout": "umaze", "T": 16}},
+        task_params={"maze": {"layout": "umaze", "T": 16}, "pendulum": {"T": 16}},
     ),
     "default": Profile(name="default"),
     "paper": Profile(

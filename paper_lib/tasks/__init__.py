@@ -5,12 +5,13 @@ from .base import Task
 from .cone import ConeTask, travel_distance
 from .logistic import LogisticTask
 from .maze import MazeTask
+from .pendulum import PendulumTask
 from .sine import SineTask
 
 __all__ = ["Task", "TASKS", "SYNTHETIC", "get_task", "travel_distance"]
 
 TASKS: dict[str, type[Task]] = {"sine": SineTask, "cone": ConeTask, "logistic": LogisticTask,
-                              "maze": MazeTask}
+                              "maze": MazeTask, "pendulum": PendulumTask}
 SYNTHETIC = ("sine", "cone", "logistic")
 
 
