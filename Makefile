@@ -1,6 +1,7 @@
 # Companion to "Mechanisms of Misgeneralization in Physical Sequence Modeling".
 #   make figures   regenerate every figure under figures/ (default profile)
 #   make test      pytest + every notebook under the smoke profile + nbval
+#   make bench     timing benchmark against reference U-Nets (BENCH_ARGS=--quick: seconds)
 # Both create .venv on first use. Notebooks are independent: `make -j2 figures OMP_NUM_THREADS=1`.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -8,9 +9,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
 NAMES := $(notdir $(NOTEBOOKS:.py=))
-LIB := $(shell find paper_lib -name '*.py' | sort)
+LIB := $(filter-out paper_lib/bench.py,$(shell find paper_lib -name '*.py' | sort))
 DEFAULT_NB := $(NAMES:%=build/default/%.ipynb)
 SMOKE_NB := $(NAMES:%=build/smoke/%.ipynb)
 export PYTHONHASHSEED := 0
@@ -30,15 +32,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
-# jupytext turns the percent script into a notebook, papermill runs it with the profile injected;
-# the executed notebook is written under a temporary name and renamed only on success.
+# paper_lib.runnb converts the percent script with jupytext and runs it with papermill (profile
+# injected) in a child process; the executed notebook is written under a temporary name and
+# renamed only on success, and its wall time and peak memory are appended to
+# build/<profile>/timings.csv.
 define run_notebook
-	@mkdir -p $(@D)
-	$(BIN)/jupytext --quiet --to ipynb --output $(@D)/$*.src.ipynb $<
-	$(BIN)/papermill --no-progress-bar --log-level WARNING -k python3 -p profile $(1) \
-	    --cwd notebooks $(@D)/$*.src.ipynb $(@D)/$*.tmp.ipynb
-	@mv $(@D)/$*.tmp.ipynb $@
-	@rm -f $(@D)/$*.src.ipynb
+	$(BIN)/python -m paper_lib.runnb $< $@ -p profile $(1) --cwd notebooks
 endef
 
 figures: $(DEFAULT_NB)
@@ -68,8 +67,14 @@ nbval: $(SMOKE_NB)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
-bench: $(STAMP)
-	$(BIN)/python -m paper_lib.bench
+# The reference U-Nets (denoising-diffusion-pytorch, diffusers) come with the `bench` extra; torch
+# stays pinned by the project's own dependency. BENCH_ARGS: e.g. --quick or --skip-figures.
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m paper_lib.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf build .cache .pytest_cache

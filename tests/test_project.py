@@ -18,8 +18,9 @@ def _name(req: str) -> str:
 
 def pyproject_deps() -> set[str]:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = meta["dependencies"] + [r for group in meta["optional-dependencies"].values()
-                                   for r in group]
+    # the `bench` extra (reference U-Nets for `make bench`) is pip-only, not in environment.yml
+    reqs = meta["dependencies"] + [r for name, group in meta["optional-dependencies"].items()
+                                   if name != "bench" for r in group]
     return {_name(r) for r in reqs}
 
 

@@ -1,0 +1,838 @@
+"""Timing benchmark of the companion: ``python -m paper_lib.bench`` (or ``make bench``).
+
+Everything is measured in one run, so that the ratios hold on a noisy machine:
+
+1. **training step** (trajectories/s) of our ``diffusion-unet`` at the profile's size (default:
+   width 16, mults (1, 2, 4), T = 64, C = 2 for the cone task, batch 128) against two reference
+   1D U-Nets with the same channels, horizon and batch and about the same parameter count:
+   ``denoising_diffusion_pytorch.Unet1D`` (``dim``/``dim_mults`` chosen to match) and
+   ``diffusers.UNet1DModel`` in the Diffuser (Janner et al.) configuration (``block_out_channels``
+   chosen to match). Each step is what ``paper_lib.models.train`` does: a batch drawn from the
+   data, the x0-prediction loss (``diffusion_loss``), backward, gradient clipping, the learning
+   rate schedule, an AdamW step and the EMA update; only the network differs. After warm-up, the
+   models are timed in interleaved repetitions (order rotated each time) and the median is
+   reported;
+2. **FLOPs per training step** (forward + backward, ``torch.utils.flop_counter``; matmuls and
+   convolutions only) and the achieved FLOP/s against the machine's float32 GEMM rate (an
+   ``n × n`` matmul timed in the same run, half before and half after the training steps);
+3. **sampling**: DDPM with all K steps against DDIM with fewer steps, trajectories/s, on the
+   profile's standard cone ``diffusion-unet`` (``drift.standard_run``, loaded from the cache when
+   it is there), with the TV between their q-histograms next to the TV between two DDPM sample
+   sets of different seeds (the noise reference): faster sampling must not change the science;
+4. **kernels**: the time of a kernel prediction (``kernels.predict`` over ``kernel_n``
+   trajectories × ``kernel_draws``) of every family (``denoise`` at the smallest t*) against
+   train + DDPM-sample time of the model it predicts; the one-off setup of ``spectral`` (residual
+   spectrum) and ``neighbour`` (kNN index) is reported and counted separately;
+5. **notebooks**: every notebook executed as ``make figures`` does (``paper_lib.runnb``), first
+   with a fresh empty cache (cold) and then again (warm), with wall time and peak memory per
+   notebook and in total. Cache and figure output go to a temporary folder
+   (``PAPER_LIB_CACHE``/``PAPER_LIB_FIGURES``), never to ``figures/``. Skipped by
+   ``--skip-figures`` and ``--quick``.
+
+The results go to ``bench/results.csv`` in long format (``group, item, metric, value, unit,
+note``; package versions in ``note``) and are printed as a table with the targets (make figures
+cold ≤ 20 min and warm ≤ 10 s, our U-Net step at least as fast as both references, utilisation
+≥ 20%, data-only kernels ≥ 100× cheaper than train + sample) marked PASS or FAIL.
+
+``--quick`` runs every part but the notebooks at the ``smoke`` sizes in a temporary cache, in
+seconds, to check that the benchmark works (``--with-figures`` adds the notebooks); its numbers
+mean nothing and go to ``build/bench/results-quick.csv``. The reference U-Nets come with the
+``bench`` extra (``pip install -e '.[bench]'``); without them their rows say "not installed"
+and the rest runs.
+
+torch uses its default thread count (``torch.get_num_threads()``, reported; ``--threads`` to
+set it) and deterministic mode, as the notebooks do (``seeding.seed_everything``).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import importlib.metadata
+import importlib.util
+import io
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["BenchConfig", "FULL", "QUICK", "Rows", "TARGETS", "make_train_step",
+           "time_interleaved", "flops_per_step", "gemm_rates", "ddp_unet1d", "diffusers_unet1d",
+           "closest_ddp_config", "closest_diffusers_config", "bench_training", "bench_sampling",
+           "bench_kernels", "bench_figures", "add_targets", "format_table", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK = "cone"
+KIND = "diffusion-unet"
+DATA_ONLY = ("white", "smooth", "spectral", "neighbour")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of one benchmark run. Model and data sizes come from ``profile`` (a name, or a
+    ``Profile`` for the parts other than the notebooks)."""
+
+    profile: str = "default"
+    warmup: int = 5            # training steps per model before timing
+    reps: int = 7              # timed repetitions per model (median reported)
+    steps_per_rep: int = 10    # training steps per repetition
+    gemm_n: int = 2048         # matmul size of the GEMM reference
+    gemm_reps: int = 10
+    ddim_steps: int = 20
+    sample_seeds: tuple[int, ...] = (0, 1)  # sample sets per sampler (>= 2: noise reference)
+    kernel_reps: int = 3       # timed predictions per kernel (median reported)
+    locality: float = 1.0      # data-only kernels are timed at the scale moving data this far
+    figures: bool = True
+    references: bool = True    # time the reference U-Nets when their packages are installed
+    quick: bool = False
+
+
+FULL = BenchConfig()
+QUICK = BenchConfig(profile="smoke", warmup=1, reps=3, steps_per_rep=2, gemm_n=256, gemm_reps=4,
+                    ddim_steps=5, kernel_reps=1, figures=False, quick=True)
+
+
+# ----------------------------------------------------------------------------- result rows
+
+class Rows:
+    """The long-format result table: one dict per (group, item, metric)."""
+
+    columns = ["group", "item", "metric", "value", "unit", "note"]
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, group: str, item: str, metric: str, value=float("nan"), unit: str = "",
+            note: str = "") -> None:
+        value = float("nan") if value is None else float(value)
+        self.rows.append({"group": group, "item": item, "metric": metric, "value": value,
+                          "unit": unit, "note": note})
+
+    def get(self, group: str, item: str, metric: str, default=float("nan")) -> float:
+        for r in reversed(self.rows):
+            if (r["group"], r["item"], r["metric"]) == (group, item, metric):
+                return r["value"]
+        return default
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def write(self, path: str | Path) -> Path:
+        from .cache import atomic_write_bytes
+
+        buf = io.StringIO()
+        self.frame().to_csv(buf, index=False, float_format="%.6g", lineterminator="\n")
+        path = Path(path)
+        atomic_write_bytes(path, buf.getvalue().encode())
+        return path
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if v == 0 or 1e-3 <= abs(v) < 1e6:
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+    return f"{v:.3e}"
+
+
+def format_table(rows: Rows) -> str:
+    """The rows as an aligned text table, one block per group."""
+    out = []
+    groups = list(dict.fromkeys(r["group"] for r in rows.rows))
+    for g in groups:
+        rs = [r for r in rows.rows if r["group"] == g]
+        cells = [(r["item"], r["metric"], _fmt(r["value"]), r["unit"], r["note"]) for r in rs]
+        w = [max(len(c[i]) for c in cells) for i in range(4)]
+        out.append(f"== {g} ==")
+        for c in cells:
+            out.append(f"  {c[0]:<{w[0]}}  {c[1]:<{w[1]}}  {c[2]:>{w[2]}} {c[3]:<{w[3]}}  {c[4]}"
+                       .rstrip())
+    return "\n".join(out)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- timing primitives
+
+def _channels_first(net, attr: str | None = None):
+    """Wrap a network taking (B, C, T) so it takes (B, T, C) like ours (``attr``: the field of
+    the output holding the tensor, e.g. diffusers' ``sample``)."""
+    import torch
+
+    class ChannelsFirst(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = net
+
+        def forward(self, x, t):
+            y = self.inner(x.transpose(1, 2), t)
+            y = getattr(y, attr) if attr else y
+            return y.transpose(1, 2)
+
+    return ChannelsFirst()
+
+
+def make_train_step(net, spec, data, seed: int = 0):
+    """A function doing one training step of ``paper_lib.models.train`` on ``net`` (a denoiser
+    mapping (x_t (B, T, C), t (B,)) to (B, T, C)): batch from ``data`` (model units, (n, T, C)
+    tensor), ``diffusion_loss``, backward, gradient clipping, learning rate, AdamW, EMA.
+    Returns the loss."""
+    import torch
+
+    from .models.diffusion import diffusion_loss, make_schedule
+    from .models.train import _lr
+
+    sched = make_schedule(spec)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    state = {"step": 0}
+    net.train()
+
+    def step() -> float:
+        s = state["step"] % spec.train_steps
+        x = data[torch.randint(len(data), (spec.batch_size,), generator=gen).to(data.device)]
+        loss = diffusion_loss(net, x, gen, spec, sched)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), spec.grad_clip)
+        for g in opt.param_groups:
+            g["lr"] = _lr(spec, s)
+        opt.step()
+        decay = min(spec.ema, (1 + s) / (10 + s))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(p, 1 - decay)
+        state["step"] += 1
+        return float(loss.detach())
+
+    return step
+
+
+def time_interleaved(steps: dict, per_call: int, warmup: int, reps: int,
+                     calls_per_rep: int) -> dict[str, list[float]]:
+    """Items per second of each function in ``steps`` (name -> callable doing ``per_call``
+    items): ``warmup`` calls each, then ``reps`` rounds in which every function is timed over
+    ``calls_per_rep`` calls, the order rotated each round. Returns name -> rates (one per rep)."""
+    names = list(steps)
+    for name in names:
+        for _ in range(warmup):
+            steps[name]()
+    rates = {name: [] for name in names}
+    for r in range(reps):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            for _ in range(calls_per_rep):
+                steps[name]()
+            rates[name].append(per_call * calls_per_rep / (time.perf_counter() - t0))
+    return rates
+
+
+def flops_per_step(step) -> float:
+    """FLOPs of one call of ``step`` (forward and backward) counted by torch's FlopCounterMode
+    (matmuls and convolutions; element-wise work and the optimiser are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        step()
+    return float(fc.get_total_flops())
+
+
+def gemm_rates(n: int, reps: int, warmup: int = 2) -> list[float]:
+    """FLOP/s of ``reps`` float32 ``n × n`` matmuls (2 n³ FLOPs each) after ``warmup``."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    c = torch.empty(n, n)
+    for _ in range(warmup):
+        torch.mm(a, b, out=c)
+    rates = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=c)
+        rates.append(2.0 * n ** 3 / (time.perf_counter() - t0))
+    return rates
+
+
+# ----------------------------------------------------------------------------- reference U-Nets
+
+def _torchvision_importable() -> bool:
+    """Whether ``import torchvision`` works (checked in a child: a torchvision built for another
+    torch, e.g. a CUDA wheel beside the CPU torch, fails half-way and leaves state behind)."""
+    if importlib.util.find_spec("torchvision") is None:
+        return False
+    r = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True)
+    return r.returncode == 0
+
+
+def ddp_unet1d():
+    """``(Unet1D class, note)`` from denoising-diffusion-pytorch, or ``(None, reason)``.
+
+    Only its 1D module is loaded: the package's ``__init__`` imports the 2D image code, which
+    needs torchvision (absent, or unusable beside a CPU torch) and is not timed here."""
+    name = "denoising_diffusion_pytorch"
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        return None, "not installed"
+    stub = name not in sys.modules
+    if stub:
+        pkg = types.ModuleType(name)
+        pkg.__path__ = list(spec.submodule_search_locations)
+        pkg.__spec__, pkg.__file__ = spec, spec.origin
+        sys.modules[name] = pkg
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mod = importlib.import_module(f"{name}.denoising_diffusion_pytorch_1d")
+    except Exception as exc:  # a broken install is reported, not fatal
+        if stub:
+            sys.modules.pop(name, None)
+        return None, f"import failed: {type(exc).__name__}: {exc}"
+    return mod.Unet1D, f"denoising-diffusion-pytorch {_version('denoising-diffusion-pytorch')}"
+
+
+def diffusers_unet1d():
+    """``(UNet1DModel class, note)`` from diffusers, or ``(None, reason)``. A torchvision that
+    cannot be imported is hidden from diffusers (it imports it for unrelated video models)."""
+    if importlib.util.find_spec("diffusers") is None:
+        return None, "not installed"
+    note = f"diffusers {_version('diffusers')}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if "diffusers.models.unets" not in sys.modules and not _torchvision_importable():
+                import diffusers.utils.import_utils as iu
+
+                if hasattr(iu, "_torchvision_available"):
+                    iu._torchvision_available = False
+                    if importlib.util.find_spec("torchvision") is not None:
+                        note += "; installed torchvision not importable, hidden from diffusers"
+            from diffusers import UNet1DModel
+    except Exception as exc:
+        return None, f"import failed: {type(exc).__name__}: {exc}"
+    return UNet1DModel, note
+
+
+def _diffusers_model(cls, chans: tuple[int, ...], T: int, C: int):
+    """diffusers' 1D U-Net in the Diffuser/RL configuration with ``block_out_channels=chans``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cls(sample_size=T, in_channels=C, out_channels=C, extra_in_channels=0,
+                   time_embedding_type="positional", flip_sin_to_cos=False,
+                   use_timestep_embedding=True, freq_shift=1,
+                   down_block_types=("DownResnetBlock1D",) * len(chans),
+                   up_block_types=("UpResnetBlock1D",) * (len(chans) - 1),
+                   mid_block_type="MidResTemporalBlock1D", out_block_type="OutConv1DBlock",
+                   block_out_channels=tuple(chans), act_fn="mish", norm_num_groups=8,
+                   layers_per_block=1, downsample_each_block=False)
+
+
+def _n_params(make) -> int:
+    """Parameter count of ``make()`` built on the meta device (no memory, no init cost)."""
+    import torch
+
+    with torch.device("meta"):
+        return int(sum(p.numel() for p in make().parameters()))
+
+
+def _unet_shape(chans) -> bool:
+    """Channels of a U-Net's levels: never shrinking, at most doubling per level, and the
+    deepest level wider than the first (as ours, ``width * (1, 2, 4)``)."""
+    return all(a <= b <= 2 * a for a, b in zip(chans, chans[1:])) and chans[-1] > chans[0]
+
+
+def _mults(levels: int) -> list[tuple[int, ...]]:
+    """Channel multipliers (1, m2, ...) of :func:`_unet_shape`."""
+    out = [(1,)]
+    for _ in range(levels - 1):
+        out = [m + (k,) for m in out for k in range(m[-1], 2 * m[-1] + 1)]
+    return [m for m in out if _unet_shape(m)]
+
+
+def closest_ddp_config(cls, target: int, C: int, levels: int = 3) -> tuple[dict, int]:
+    """``Unet1D`` keyword arguments (``dim``, ``dim_mults``) with ``levels`` levels whose
+    parameter count is closest to ``target``, and that count. Every multiplier pattern of
+    :func:`_mults` (shaped as :func:`_unet_shape`) is tried with ``dim`` rising until the count
+    passes the target; ``dim`` is even (its sinusoidal time embedding has 2 * (dim // 2)
+    features but the next layer expects ``dim``)."""
+    best = None
+    for mults in _mults(levels):
+        for dim in range(2, 513, 2):
+            n = _n_params(lambda: cls(dim=dim, dim_mults=mults, channels=C))
+            if best is None or abs(n - target) < abs(best[1] - target):
+                best = ({"dim": dim, "dim_mults": mults}, n)
+            if n > target:
+                break
+    return best
+
+
+def closest_diffusers_config(cls, target: int, T: int, C: int, levels: int = 3,
+                             step: int = 8, max_ch: int = 512) -> tuple[tuple[int, ...], int]:
+    """``block_out_channels`` (multiples of ``step`` = the GroupNorm groups, ``levels`` levels,
+    shaped as :func:`_unet_shape`) whose parameter count is closest to ``target``, and that
+    count. The count grows with every channel, so each loop stops once a configuration passes
+    the target."""
+    best, seen = None, {}
+
+    def consider(chans) -> int:
+        nonlocal best
+        if chans not in seen:
+            seen[chans] = _n_params(lambda: _diffusers_model(cls, chans, T, C))
+        n = seen[chans]
+        if _unet_shape(chans) and (best is None or abs(n - target) < abs(best[1] - target)):
+            best = (tuple(chans), n)
+        return n
+
+    def grow(prefix: tuple[int, ...]) -> None:
+        lo = prefix[-1] if prefix else step
+        hi = min(2 * prefix[-1], max_ch) if prefix else max_ch
+        for c in range(lo, hi + 1, step):
+            chans = prefix + (c,)
+            rest = chans + (c,) * (levels - len(chans))  # the smallest completion
+            if consider(rest) > target:
+                break
+            if len(chans) < levels:
+                grow(chans)
+
+    grow(())
+    return best
+
+
+# ----------------------------------------------------------------------------- 1 + 2: training
+
+def bench_training(cfg: BenchConfig, rows: Rows) -> None:
+    """Training-step throughput, FLOPs and utilisation of ours and the references."""
+    import torch
+
+    from . import models
+    from .datasets import make_dataset
+    from .profiles import get_profile
+    from .seeding import seed_everything
+    from .tasks import get_task
+
+    P = get_profile(cfg.profile)
+    task = get_task(TASK)
+    spec = models.make_spec(KIND, P)
+    T, C = task.T, task.C
+    data = torch.as_tensor(task.to_model(make_dataset(task, P.n_train).X))
+    seed_everything(0)
+    torch.manual_seed(0)
+    ours = models.build(spec, T, C)
+    n_ours = models.count_params(ours)
+    nets = {"diffusion-unet": (ours, f"ours: width {spec.width}, mults {spec.mults}, "
+                                     f"depth {spec.depth}, kernel {spec.kernel_size}")}
+    counts = {"diffusion-unet": n_ours}
+    if cfg.references:
+        Unet1D, note = ddp_unet1d()
+        if Unet1D is None:
+            rows.add("train", "ddp-Unet1D", "trajectories_per_s", note=note)
+        else:
+            kw, n = closest_ddp_config(Unet1D, n_ours, C, len(spec.mults))
+            torch.manual_seed(0)
+            nets["ddp-Unet1D"] = (_channels_first(Unet1D(**kw, channels=C)),
+                                  f"{note}; dim={kw['dim']}, dim_mults={kw['dim_mults']}")
+            counts["ddp-Unet1D"] = n
+        UNet1DModel, note = diffusers_unet1d()
+        if UNet1DModel is None:
+            rows.add("train", "diffusers-UNet1DModel", "trajectories_per_s", note=note)
+        else:
+            chans, n = closest_diffusers_config(UNet1DModel, n_ours, T, C, len(spec.mults))
+            torch.manual_seed(0)
+            nets["diffusers-UNet1DModel"] = (
+                _channels_first(_diffusers_model(UNet1DModel, chans, T, C), "sample"),
+                f"{note}; block_out_channels={chans}, Diffuser/RL configuration")
+            counts["diffusers-UNet1DModel"] = n
+
+    steps, flops = {}, {}
+    for name, (net, _) in nets.items():
+        steps[name] = make_train_step(net, spec, data, seed=0)
+        with torch.no_grad():  # the shapes agree with ours before anything is timed
+            x = data[:2]
+            y = net(x, torch.zeros(2, dtype=torch.long))
+            if y.shape != x.shape:
+                raise RuntimeError(f"{name}: output {tuple(y.shape)} for input {tuple(x.shape)}")
+        flops[name] = flops_per_step(steps[name])  # also the first warm-up step
+
+    _log(f"GEMM {cfg.gemm_n}x{cfg.gemm_n}, then training steps of {', '.join(nets)} "
+         f"({cfg.reps} x {cfg.steps_per_rep} steps each, batch {spec.batch_size})")
+    gemm = gemm_rates(cfg.gemm_n, cfg.gemm_reps - cfg.gemm_reps // 2)
+    rates = time_interleaved(steps, spec.batch_size, cfg.warmup, cfg.reps, cfg.steps_per_rep)
+    gemm += gemm_rates(cfg.gemm_n, cfg.gemm_reps // 2)
+    peak = float(np.median(gemm))
+    rows.add("flops", "gemm", "float32_flop_per_s", peak, "FLOP/s",
+             f"median of {len(gemm)} {cfg.gemm_n}x{cfg.gemm_n} matmuls (half before, half after "
+             f"the training steps); best {max(gemm):.4g}")
+
+    shape = f"T={T}, C={C}, batch {spec.batch_size}, K={spec.diffusion_steps}, x0-prediction"
+    for name, (net, note) in nets.items():
+        med = float(np.median(rates[name]))
+        rows.add("train", name, "params", counts[name], "", note)
+        rows.add("train", name, "trajectories_per_s", med, "traj/s",
+                 f"median of {cfg.reps} x {cfg.steps_per_rep} steps; {shape}; range "
+                 f"{min(rates[name]):.4g}-{max(rates[name]):.4g}")
+        rows.add("train", name, "step_ms", 1000 * spec.batch_size / med, "ms")
+        if name != "diffusion-unet":
+            rows.add("train", name, "ratio_ours_over_ref",
+                     float(np.median(rates["diffusion-unet"])) / med, "x",
+                     f"params ours {n_ours} / ref {counts[name]} "
+                     f"({100 * (counts[name] / n_ours - 1):+.1f}%)")
+        achieved = flops[name] * med / spec.batch_size
+        rows.add("flops", name, "flops_per_step", flops[name], "FLOP",
+                 "forward + backward, FlopCounterMode")
+        rows.add("flops", name, "achieved_flop_per_s", achieved, "FLOP/s")
+        rows.add("flops", name, "utilisation", achieved / peak, "fraction", "achieved / GEMM")
+
+
+# ----------------------------------------------------------------------------- 3: sampling
+
+def bench_sampling(cfg: BenchConfig, rows: Rows) -> dict:
+    """DDPM (all K steps) against DDIM (``cfg.ddim_steps``) on the standard cone U-Net.
+    Returns ``run``, ``ddpm_seconds`` (median time of ``n_samples`` DDPM samples) and the DDPM
+    samples of the first seed."""
+    from . import drift, metrics, models
+    from .profiles import get_profile
+
+    P = get_profile(cfg.profile)
+    t0 = time.perf_counter()
+    run = drift.standard_run(TASK, KIND, P, seed=0)
+    tr = run.trained
+    origin = "loaded from the cache" if tr.from_cache else \
+        f"trained now ({time.perf_counter() - t0:.1f} s)"
+    K = tr.spec.diffusion_steps
+    steps = min(int(cfg.ddim_steps), K)
+    n = P.n_samples
+    _log(f"sampling {n} trajectories, DDPM {K} steps and DDIM {steps} steps, seeds "
+         f"{list(cfg.sample_seeds)} (model {origin})")
+    X, secs = {}, {"ddpm": [], "ddim": []}
+    for s in cfg.sample_seeds:
+        for sampler in ("ddpm", "ddim"):
+            t1 = time.perf_counter()
+            X[sampler, s] = models.sample(tr, n, seed=s, sampler=sampler,
+                                          steps=steps if sampler == "ddim" else None)
+            secs[sampler].append(time.perf_counter() - t1)
+    task, bins = run.task, drift.quantity_bins(run.task, P)
+    p = {k: metrics.histogram(task.measure(x), bins) for k, x in X.items()}
+    prior = metrics.uniform_histogram(bins)
+    where = f"{TASK} {KIND}, profile {P.name}, seed 0 ({origin}); n={n}"
+    for sampler, label in (("ddpm", f"DDPM {K} steps"), ("ddim", f"DDIM {steps} steps")):
+        med = float(np.median(secs[sampler]))
+        rows.add("sample", sampler, "trajectories_per_s", n / med, "traj/s",
+                 f"{label}; {where}; median of {len(secs[sampler])}")
+        rows.add("sample", sampler, "seconds", med, "s", f"{n} trajectories")
+        rows.add("sample", sampler, "tv_to_prior",
+                 float(np.mean([metrics.tv(p[sampler, s], prior) for s in cfg.sample_seeds])),
+                 "TV", "drift: mean over seeds of TV(q-histogram, uniform prior)")
+    rows.add("sample", "ddim", "speedup_over_ddpm",
+             float(np.median(secs["ddpm"]) / np.median(secs["ddim"])), "x")
+    s0, s1 = cfg.sample_seeds[0], cfg.sample_seeds[1 % len(cfg.sample_seeds)]
+    noise = metrics.tv(p["ddpm", s0], p["ddpm", s1])
+    cross = float(np.mean([metrics.tv(p["ddim", s0], p["ddpm", s1]),
+                           metrics.tv(p["ddim", s1], p["ddpm", s0])]))
+    rows.add("sample", "ddpm-vs-ddpm", "tv", noise, "TV",
+             f"noise reference: DDPM seeds {s0} and {s1}")
+    rows.add("sample", "ddim-vs-ddpm", "tv", cross, "TV",
+             f"DDIM {steps} against DDPM of the other seed (independent noise), mean of both")
+    return {"run": run, "ddpm_seconds": float(np.median(secs["ddpm"])),
+            "X": X["ddpm", cfg.sample_seeds[0]]}
+
+
+# ----------------------------------------------------------------------------- 4: kernels
+
+def bench_kernels(cfg: BenchConfig, rows: Rows, sampled: dict) -> None:
+    """Kernel prediction time against train + sample time of the model it predicts."""
+    from . import drift, kernels
+    from .profiles import get_profile
+    from .seeding import rng
+
+    P = get_profile(cfg.profile)
+    run = sampled["run"]
+    task, data, tr = run.task, run.dataset, run.trained
+    sub = data.subset(np.arange(min(P.kernel_n, len(data))))
+    bins = drift.quantity_bins(task, P)
+    cost = tr.train_seconds + sampled["ddpm_seconds"]
+    cost_note = (f"train {tr.train_seconds:.1f} s "
+                 f"({'recorded when trained, from the cache' if tr.from_cache else 'this run'}) "
+                 f"+ DDPM {P.n_samples} samples {sampled['ddpm_seconds']:.2f} s (this run)")
+    spacing = kernels.data_spacing(data.X)
+    probe = sub.X[:500]
+
+    def at_locality(kernel, family):  # the data-only kernels' x' - x is proportional to scale
+        kernel.scale = 1.0
+        unit = kernels.locality(probe, kernel.sample(probe, rng(0, "bench-loc", family)), spacing)
+        kernel.scale = cfg.locality / unit
+        if family == "neighbour":
+            kernel.scale = min(kernel.scale, 1.0)
+        return kernel
+
+    t_star = min(t for t in P.t_stars if t < tr.spec.diffusion_steps)
+    _log(f"kernel predictions: {len(sub.X)} trajectories x {P.kernel_draws} draws "
+         f"(denoise at t*={t_star})")
+    for family in (*DATA_ONLY, "denoise"):
+        t0 = time.perf_counter()
+        if family == "white":
+            k, setup_note = kernels.white(1.0), "none"
+        elif family == "smooth":
+            k, setup_note = kernels.smooth(1.0, 3.0), "none"
+        elif family == "spectral":
+            S = sampled["X"][:1000]  # as notebook 03 fits it
+            psd = kernels.fit_spectral(kernels.nearest_residuals(S, data.X))
+            k, setup_note = kernels.spectral(psd, 1.0), f"residual spectrum of {len(S)} samples"
+        elif family == "neighbour":
+            k, setup_note = kernels.neighbour(sub.X, 1.0, k=8), "kNN index (k=8)"
+        else:
+            k, setup_note = kernels.denoise(tr, t_star), "none"
+        setup = time.perf_counter() - t0 if setup_note != "none" else 0.0
+        if family in DATA_ONLY:
+            k = at_locality(k, family)
+        secs = []
+        for r in range(cfg.kernel_reps):
+            t1 = time.perf_counter()
+            kernels.predict(task, sub, k, P.kernel_draws, bins, rng(0, "bench-predict", family, r))
+            secs.append(time.perf_counter() - t1)
+        pred = float(np.median(secs))
+        scale = (f"t*={t_star}" if family == "denoise"
+                 else f"scale {k.scale:.4g} (locality {cfg.locality:g})")
+        rows.add("kernel", family, "predict_seconds", pred, "s",
+                 f"{len(sub.X)} x {P.kernel_draws} draws, {scale}; median of {len(secs)}")
+        rows.add("kernel", family, "setup_seconds", setup, "s", setup_note)
+        rows.add("kernel", family, "train_plus_sample_seconds", cost, "s", cost_note)
+        rows.add("kernel", family, "speedup", cost / pred, "x", "train+sample / predict")
+        rows.add("kernel", family, "speedup_with_setup", cost / (pred + setup), "x",
+                 "train+sample / (setup + predict)")
+
+
+# ----------------------------------------------------------------------------- 5: notebooks
+
+def bench_figures(cfg: BenchConfig, rows: Rows, notebooks=None, phases=("cold", "warm")) -> None:
+    """Execute every notebook as ``make figures`` does (``paper_lib.runnb``, one after the
+    other) with a fresh cache (cold), then again (warm); cache, figures and executed notebooks
+    live in a temporary folder, removed afterwards unless a notebook failed."""
+    from .runnb import read_timings
+
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")) if notebooks is None \
+        else [Path(p) for p in notebooks]
+    tmp = Path(tempfile.mkdtemp(prefix="paper_lib_bench_"))
+    env = {**os.environ, "PAPER_LIB_CACHE": str(tmp / "cache"),
+           "PAPER_LIB_FIGURES": str(tmp / "figures"), "PYTHONHASHSEED": "0"}
+    timings = tmp / "timings.csv"
+    failed = False
+    before = _tree_state(ROOT / "figures")
+    threads = env.get("OMP_NUM_THREADS", "unset")
+    for phase in phases:
+        _log(f"notebooks, {phase} cache: {', '.join(p.stem for p in notebooks)} "
+             f"(profile {cfg.profile}, in {tmp})")
+        total, peak, ok = 0.0, 0.0, True
+        for nb in notebooks:
+            t0 = time.perf_counter()
+            r = subprocess.run([sys.executable, "-m", "paper_lib.runnb", str(nb),
+                                str(tmp / phase / f"{nb.stem}.ipynb"), "-p", "profile",
+                                cfg.profile, "--cwd", str(nb.parent), "--timings", str(timings)],
+                               env=env, cwd=ROOT)
+            wall = time.perf_counter() - t0
+            total += wall
+            if r.returncode != 0:
+                failed, ok = True, False
+                rows.add("notebook", nb.stem, f"{phase}_seconds",
+                         note=f"FAILED (exit {r.returncode}); outputs kept in {tmp}")
+                continue
+            row = read_timings(timings).iloc[-1]
+            peak = max(peak, float(row["peak_mib"]))
+            rows.add("notebook", nb.stem, f"{phase}_seconds", float(row["seconds"]), "s",
+                     f"papermill execution (runnb); profile {cfg.profile}; "
+                     f"OMP_NUM_THREADS={threads}")
+            rows.add("notebook", nb.stem, f"{phase}_wall_seconds", wall, "s",
+                     "including the runnb wrapper's start-up")
+            rows.add("notebook", nb.stem, f"{phase}_peak_mib", float(row["peak_mib"]), "MiB",
+                     "peak RSS of the largest child process (the kernel)")
+        note = "all notebooks one after the other (make figures)" + ("" if ok else "; FAILED")
+        rows.add("notebook", "make figures", f"{phase}_seconds", total, "s", note)
+        rows.add("notebook", "make figures", f"{phase}_peak_mib", peak, "MiB",
+                 "largest notebook peak")
+    changed = sorted(set(before.items()) ^ set(_tree_state(ROOT / "figures").items()))
+    if changed:  # the notebooks are meant to write only under PAPER_LIB_FIGURES
+        rows.add("notebook", "figures/", "files_changed", len({p for p, _ in changed}), "",
+                 "WARNING: the committed figures/ folder changed during the run: "
+                 + ", ".join(sorted({p for p, _ in changed})[:5]))
+    if not failed:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tree_state(folder: Path) -> dict[str, int]:
+    """Relative path -> modification time (ns) of every file under ``folder``."""
+    if not folder.is_dir():
+        return {}
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns
+            for p in folder.rglob("*") if p.is_file()}
+
+
+# ----------------------------------------------------------------------------- 6: targets
+
+# (label, (group, item, metric) or a function of the rows, comparison, threshold, unit)
+TARGETS = [
+    ("make figures cold <= 20 min", ("notebook", "make figures", "cold_seconds"), "<=", 1200, "s"),
+    ("make figures warm <= 10 s", ("notebook", "make figures", "warm_seconds"), "<=", 10, "s"),
+    ("U-Net step >= denoising-diffusion-pytorch Unet1D",
+     ("train", "ddp-Unet1D", "ratio_ours_over_ref"), ">=", 1.0, "x"),
+    ("U-Net step >= diffusers UNet1DModel",
+     ("train", "diffusers-UNet1DModel", "ratio_ours_over_ref"), ">=", 1.0, "x"),
+    ("U-Net utilisation >= 20% of GEMM", ("flops", "diffusion-unet", "utilisation"), ">=", 0.2,
+     "fraction"),
+    ("data-only kernels >= 100x cheaper than train+sample (incl. setup)",
+     lambda rows: min([rows.get("kernel", f, "speedup_with_setup") for f in DATA_ONLY],
+                      default=float("nan")), ">=", 100, "x"),
+    ("check: DDIM drift within DDPM seed noise (TV <= 1.5x)",
+     lambda rows: _ratio(rows.get("sample", "ddim-vs-ddpm", "tv"),
+                         rows.get("sample", "ddpm-vs-ddpm", "tv")), "<=", 1.5, "x noise"),
+]
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b, NaN when b is 0 (or either is NaN)."""
+    return a / b if b else float("nan")
+
+
+def add_targets(rows: Rows) -> list[tuple[str, float, str]]:
+    """Append a ``target`` row per entry of ``TARGETS``: its value and PASS/FAIL (n/a when the
+    part did not run). Returns (label, value, verdict) triples."""
+    out = []
+    for label, what, op, thr, unit in TARGETS:
+        with np.errstate(all="ignore"):
+            v = what(rows) if callable(what) else rows.get(*what)
+        v = float(v) if v is not None else float("nan")
+        if math.isnan(v):
+            verdict = "n/a (not measured)"
+        else:
+            ok = v <= thr if op == "<=" else v >= thr
+            verdict = f"{'PASS' if ok else 'FAIL'} (target {op} {thr:g})"
+        rows.add("target", label, "value", v, unit, verdict)
+        out.append((label, v, verdict))
+    return out
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def _profile_name(cfg: BenchConfig) -> str:
+    from .profiles import get_profile
+
+    return get_profile(cfg.profile).name
+
+
+def _env_rows(cfg: BenchConfig, rows: Rows) -> None:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    omp = os.environ.get("OMP_NUM_THREADS", "unset")
+    rows.add("env", "torch", "threads", torch.get_num_threads(), "",
+             f"torch {torch.__version__}; OMP_NUM_THREADS={omp}; deterministic algorithms on "
+             f"(as in the notebooks)")
+    rows.add("env", "machine", "cpu_count", os.cpu_count() or float("nan"), "", cpu)
+    rows.add("env", "python", "version", float("nan"), "",
+             f"python {platform.python_version()}; {platform.platform()}")
+    rows.add("env", "bench", "quick", float(cfg.quick), "",
+             f"profile {_profile_name(cfg)}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+
+
+def run(cfg: BenchConfig) -> Rows:
+    """Every part of the benchmark that ``cfg`` enables; returns the rows with targets."""
+    rows = Rows()
+    _env_rows(cfg, rows)
+    _log(f"profile {_profile_name(cfg)}{' (quick)' if cfg.quick else ''}, torch threads "
+         f"{rows.get('env', 'torch', 'threads'):.0f}")
+    bench_training(cfg, rows)
+    sampled = bench_sampling(cfg, rows)
+    bench_kernels(cfg, rows, sampled)
+    if cfg.figures:
+        bench_figures(cfg, rows)
+    add_targets(rows)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m paper_lib.bench",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="seconds-long functional check at the smoke sizes (numbers meaningless)")
+    ap.add_argument("--skip-figures", action="store_true",
+                    help="do not execute the notebooks (cold and warm cache)")
+    ap.add_argument("--with-figures", action="store_true",
+                    help="execute the notebooks even with --quick (at the smoke profile they "
+                         "write figures to build/smoke/figures, as paper_lib.setup does)")
+    ap.add_argument("--out", default=None, help="results CSV (default bench/results.csv; "
+                                                "with --quick build/bench/results-quick.csv)")
+    ap.add_argument("--profile", default=None,
+                    help="profile of the model and notebook sizes (default: default; "
+                         "--quick: smoke)")
+    ap.add_argument("--ddim-steps", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's own default, reported)")
+    ap.add_argument("--no-references", action="store_true",
+                    help="skip the reference U-Nets even when installed")
+    ap.add_argument("--cache", default=None,
+                    help="paper_lib cache for the sampling and kernel parts (default: "
+                         "$PAPER_LIB_CACHE or .cache/; --quick: a temporary folder)")
+    a = ap.parse_args(argv)
+    cfg = QUICK if a.quick else FULL
+    cfg = replace(cfg, figures=(cfg.figures or a.with_figures) and not a.skip_figures,
+                  references=not a.no_references,
+                  profile=a.profile or cfg.profile,
+                  ddim_steps=a.ddim_steps or cfg.ddim_steps)
+    out = Path(a.out) if a.out else (ROOT / "build" / "bench" / "results-quick.csv" if a.quick
+                                     else ROOT / "bench" / "results.csv")
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    tmp_cache = None
+    old_cache = os.environ.get("PAPER_LIB_CACHE")
+    if a.cache:
+        os.environ["PAPER_LIB_CACHE"] = str(Path(a.cache).resolve())
+    elif a.quick:
+        tmp_cache = tempfile.mkdtemp(prefix="paper_lib_bench_cache_")
+        os.environ["PAPER_LIB_CACHE"] = tmp_cache
+    t0 = time.perf_counter()
+    try:
+        rows = run(cfg)
+    finally:
+        if tmp_cache is not None:
+            shutil.rmtree(tmp_cache, ignore_errors=True)
+        if old_cache is None:
+            os.environ.pop("PAPER_LIB_CACHE", None)
+        else:
+            os.environ["PAPER_LIB_CACHE"] = old_cache
+    rows.add("env", "bench", "seconds", time.perf_counter() - t0, "s", "this benchmark run")
+    path = rows.write(out)
+    print(format_table(rows))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The benchmark's pieces at tiny sizes (seconds): the quick run without notebooks, its result
+table and targets, the parameter matching of the reference U-Nets (skipped when the ``bench``
+extra is not installed), and the notebook timing wrapper used by the Makefile."""
+import importlib.util
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from paper_lib import bench, runnb
+from paper_lib.models import build, count_params, make_spec
+from paper_lib.profiles import get_profile
+
+TINY = get_profile("smoke").with_(n_train=64, train_steps=5, n_samples=32, kernel_n=32,
+                                  batch_size=8, width=4)
+CFG = bench.BenchConfig(profile=TINY, warmup=1, reps=2, steps_per_rep=1, gemm_n=64,
+                        gemm_reps=2, ddim_steps=5, kernel_reps=1, figures=False,
+                        references=False, quick=True)
+
+
+def test_quick_run_without_references_or_notebooks(tmp_path):
+    rows = bench.run(CFG)
+    df = rows.frame()
+    assert list(df.columns) == bench.Rows.columns
+    assert {"env", "train", "flops", "sample", "kernel", "target"} <= set(df.group)
+    assert rows.get("train", "diffusion-unet", "trajectories_per_s") > 0
+    assert rows.get("flops", "diffusion-unet", "flops_per_step") > 0
+    assert 0 < rows.get("flops", "diffusion-unet", "utilisation") < 10
+    assert rows.get("sample", "ddim", "trajectories_per_s") > 0
+    assert 0 <= rows.get("sample", "ddpm-vs-ddpm", "tv") <= 1
+    for family in (*bench.DATA_ONLY, "denoise"):
+        assert rows.get("kernel", family, "speedup") > 0
+    # parts that did not run are reported as such, not as a pass
+    targets = df[df.group == "target"].set_index("item")
+    assert targets.loc["make figures cold <= 20 min", "note"].startswith("n/a")
+    path = rows.write(tmp_path / "results.csv")
+    back = pd.read_csv(path)
+    assert list(back.columns) == bench.Rows.columns and len(back) == len(df)
+    assert "== train ==" in bench.format_table(rows)
+
+
+def test_targets_pass_fail_and_missing():
+    rows = bench.Rows()
+    rows.add("notebook", "make figures", "cold_seconds", 1000, "s")
+    rows.add("notebook", "make figures", "warm_seconds", 30, "s")
+    rows.add("sample", "ddpm-vs-ddpm", "tv", 0.0)
+    rows.add("sample", "ddim-vs-ddpm", "tv", 0.1)
+    verdicts = {label: v for label, _, v in bench.add_targets(rows)}
+    assert verdicts["make figures cold <= 20 min"].startswith("PASS")
+    assert verdicts["make figures warm <= 10 s"].startswith("FAIL")
+    assert verdicts["U-Net utilisation >= 20% of GEMM"].startswith("n/a")
+    assert verdicts["check: DDIM drift within DDPM seed noise (TV <= 1.5x)"].startswith("n/a")
+
+
+def test_train_step_timing_flops_and_gemm():
+    spec = make_spec("diffusion-unet", TINY)
+    data = torch.randn(16, 16, 2)
+    step = bench.make_train_step(build(spec, 16, 2), spec, data)
+    assert math.isfinite(step())
+    assert bench.flops_per_step(step) > 0
+    rates = bench.time_interleaved({"a": step, "b": step}, spec.batch_size, 1, 2, 1)
+    assert set(rates) == {"a", "b"} and all(len(r) == 2 and min(r) > 0 for r in rates.values())
+    assert min(bench.gemm_rates(32, 2)) > 0
+
+
+def test_unet_shapes_of_the_parameter_search():
+    m = bench._mults(3)
+    assert (1, 2, 4) in m and (1, 2, 2) in m
+    assert (1, 1, 1) not in m and all(b <= 2 * a for mm in m for a, b in zip(mm, mm[1:]))
+    assert bench._unet_shape((16, 24, 48)) and not bench._unet_shape((16, 48, 48))
+
+
+def _ours(C=2):
+    return count_params(build(make_spec("diffusion-unet", "smoke"), 64, C))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("denoising_diffusion_pytorch") is None,
+                    reason="bench extra (denoising-diffusion-pytorch) not installed")
+def test_ddp_unet1d_matched_and_trainable():
+    cls, note = bench.ddp_unet1d()
+    assert cls is not None, note
+    target = _ours()
+    kw, n = bench.closest_ddp_config(cls, target, 2)
+    assert abs(n / target - 1) < 0.15 and kw["dim"] % 2 == 0
+    net = bench._channels_first(cls(**kw, channels=2))
+    assert count_params(net) == n
+    spec = make_spec("diffusion-unet", TINY)
+    assert math.isfinite(bench.make_train_step(net, spec, torch.randn(16, 64, 2))())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("diffusers") is None,
+                    reason="bench extra (diffusers) not installed")
+def test_diffusers_unet1d_matched_and_trainable():
+    cls, note = bench.diffusers_unet1d()
+    assert cls is not None, note
+    target = _ours()
+    chans, n = bench.closest_diffusers_config(cls, target, 64, 2)
+    assert all(c % 8 == 0 for c in chans) and abs(n / target - 1) < 0.25
+    net = bench._channels_first(bench._diffusers_model(cls, chans, 64, 2), "sample")
+    spec = make_spec("diffusion-unet", TINY)
+    assert math.isfinite(bench.make_train_step(net, spec, torch.randn(16, 64, 2))())
+
+
+def test_missing_reference_is_reported(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert bench.ddp_unet1d() == (None, "not installed")
+    assert bench.diffusers_unet1d() == (None, "not installed")
+
+
+def test_append_timing_writes_one_header(tmp_path):
+    path = tmp_path / "t" / "timings.csv"
+    row = dict(zip(runnb.TIMING_COLUMNS, ["nb", "smoke", 1.5, 100.0, "/c", "now"]))
+    runnb.append_timing(path, row)
+    runnb.append_timing(path, {**row, "notebook": "nb, with comma"})
+    df = runnb.read_timings(path)
+    assert list(df.columns) == runnb.TIMING_COLUMNS
+    assert list(df.notebook) == ["nb", "nb, with comma"]
+    assert runnb.read_timings(tmp_path / "none.csv").empty
+
+
+NOTEBOOK = '''# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+import os
+open("ran.txt", "w").write(profile + " " + os.environ["PAPER_LIB_CACHE"])
+'''
+
+
+@pytest.mark.skipif(importlib.util.find_spec("papermill") is None, reason="papermill missing")
+def test_runnb_executes_and_records(tmp_path, monkeypatch):
+    src = tmp_path / "nb" / "00_tiny.py"
+    src.parent.mkdir()
+    src.write_text(NOTEBOOK)
+    out = tmp_path / "build" / "00_tiny.ipynb"
+    assert runnb.main([str(src), str(out), "-p", "profile", "smoke",
+                       "--timings", str(tmp_path / "timings.csv")]) == 0
+    assert out.exists() and not list(out.parent.glob("*.src.ipynb"))
+    assert not list(out.parent.glob("*.tmp.ipynb"))
+    ran = (src.parent / "ran.txt").read_text()  # ran in the script's folder with the parameter
+    assert ran.startswith("smoke ") and ran.endswith(str(tmp_path / "cache"))
+    t = runnb.read_timings(tmp_path / "timings.csv")
+    assert len(t) == 1 and t.notebook[0] == "00_tiny" and t.profile[0] == "smoke"
+    assert t.seconds[0] > 0 and t.peak_mib[0] > 10 and t.cache_dir[0] == str(tmp_path / "cache")
