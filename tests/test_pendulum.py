@@ -216,3 +216,14 @@ def test_plausibility_rejects_each_kind_of_violation():
         assert relaxed(tol).is_plausible(B).all(), tol
     shuffled = X[:, np.random.default_rng(0).permutation(TASK.T)]
     assert not TASK.is_plausible(shuffled).any()
+
+
+def test_checks_break_down_is_plausible():
+    t = PendulumTask(T=16)
+    X = t.generate(np.array([-20.0, 0.0, 5.0]), np.random.default_rng(3))
+    bad = X.copy()
+    bad[1, :, :2] *= 1.3                        # inner sin/cos pair off the unit circle
+    c = t.checks(bad)
+    assert set(c) == {"finite", "unit_circle", "omega_bounded", "energy_conserved", "kinematics"}
+    assert c["unit_circle"].tolist() == [True, False, True]
+    np.testing.assert_array_equal(t.is_plausible(bad), np.logical_and.reduce(list(c.values())))

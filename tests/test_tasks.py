@@ -103,7 +103,7 @@ def test_logistic_orbits_stay_in_unit_interval():
 
 
 def test_unknown_task_lists_valid_names():
-    with pytest.raises(ValueError, match="valid tasks: cone, logistic, sine"):
+    with pytest.raises(ValueError, match="valid tasks: cone, logistic, maze, pendulum, sine"):
         get_task("sinus")
 
 
