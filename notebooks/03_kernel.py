@@ -597,8 +597,9 @@ chart
 # * **`sine`: part under-training, part a frequency bias.** The drift falls with training
 #   (TV 0.14 → 0.12 → 0.095 at 1×, 2× and 4× the default budget; noise floor ≈ 0.055), and the
 #   model's own denoiser at its own error scale explains more of what is left (matched EDF 0.23 at
-#   4×, against 0.12 for the default model). But the same frequencies keep gaining at every budget — f ≈ 1.2 and
-#   3.6–3.8, with troughs near 2.4 and 3.9 (figure) — while the rest shrinks: a preference of the
+#   4×, against 0.12 for the default model). But the same frequencies keep gaining at every
+#   budget — f ≈ 1.2 and 3.6–3.8, with troughs near 2.4 and 3.9 (figure) — while the rest
+#   shrinks: a preference of the
 #   U-Net for some frequencies on a 64-step window that training does not remove at this scale.
 #   Such a bias is not a local error of individual trajectories, so no local kernel of the data
 #   can forecast it; it belongs to the architecture (a spectral or convolution-length bias is
@@ -607,7 +608,7 @@ chart
 #   and stays there at 4×, while the pattern moves: at 1× the mid-to-long distances (4–5) gain,
 #   at 4× distances near 3 and 5.5 gain and both ends of the range lose. The model's error scale
 #   shrinks (`nn_ratio` 1.55 → 1.21) and its own local denoiser explains a quarter of the drift
-#   (matched EDF 0.27, against 0.14 for the default model). So with training the cone drift becomes *more* local,
-#   but most of it is still not a local error at this model size.
+#   (matched EDF 0.27, against 0.14 for the default model). So with training the cone drift
+#   becomes *more* local, but most of it is still not a local error at this model size.
 # * Neither task reaches the target with more training within a laptop budget; the paper profile
 #   (more steps, wider nets) is the place to follow these trends further.
