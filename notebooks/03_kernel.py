@@ -255,7 +255,7 @@ def edf_chart(name: str) -> alt.LayerChart:
 
 
 chart = alt.hconcat(*[edf_chart(n) for n in TASKS])
-plots.save(chart, "03_edf_locality", data=unet)
+plots.save(chart, "03_edf_locality", data=unet.drop(columns="predict_seconds"))  # no timings
 chart
 
 # %% [markdown]
