@@ -200,8 +200,8 @@ def make_train_step(net, spec, data, seed: int = 0):
     Returns the loss."""
     import torch
 
-    from .models.diffusion import diffusion_loss, make_schedule
-    from .models.train import _lr
+    from .models.diffusion import make_schedule
+    from .models.train import train_step
 
     sched = make_schedule(spec)
     ema = copy.deepcopy(net).requires_grad_(False)
@@ -211,19 +211,7 @@ def make_train_step(net, spec, data, seed: int = 0):
     net.train()
 
     def step() -> float:
-        s = state["step"] % spec.train_steps
-        x = data[torch.randint(len(data), (spec.batch_size,), generator=gen).to(data.device)]
-        loss = diffusion_loss(net, x, gen, spec, sched)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), spec.grad_clip)
-        for g in opt.param_groups:
-            g["lr"] = _lr(spec, s)
-        opt.step()
-        decay = min(spec.ema, (1 + s) / (10 + s))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - decay)
+        loss = train_step(net, ema, opt, data, gen, spec, sched, state["step"] % spec.train_steps)
         state["step"] += 1
         return float(loss.detach())
 

@@ -72,6 +72,12 @@ def test_unet_shapes_of_the_parameter_search():
     assert bench._unet_shape((16, 24, 48)) and not bench._unet_shape((16, 48, 48))
 
 
+def _trains(net) -> bool:
+    """One bench training step of ``net`` on random data gives a finite loss."""
+    spec = make_spec("diffusion-unet", TINY)
+    return math.isfinite(bench.make_train_step(net, spec, torch.randn(16, 64, 2))())
+
+
 def _ours(C=2):
     return count_params(build(make_spec("diffusion-unet", "smoke"), 64, C))
 
@@ -86,8 +92,7 @@ def test_ddp_unet1d_matched_and_trainable():
     assert abs(n / target - 1) < 0.15 and kw["dim"] % 2 == 0
     net = bench._channels_first(cls(**kw, channels=2))
     assert count_params(net) == n
-    spec = make_spec("diffusion-unet", TINY)
-    assert math.isfinite(bench.make_train_step(net, spec, torch.randn(16, 64, 2))())
+    assert _trains(net)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("diffusers") is None,
@@ -99,8 +104,7 @@ def test_diffusers_unet1d_matched_and_trainable():
     chans, n = bench.closest_diffusers_config(cls, target, 64, 2)
     assert all(c % 8 == 0 for c in chans) and abs(n / target - 1) < 0.25
     net = bench._channels_first(bench._diffusers_model(cls, chans, 64, 2), "sample")
-    spec = make_spec("diffusion-unet", TINY)
-    assert math.isfinite(bench.make_train_step(net, spec, torch.randn(16, 64, 2))())
+    assert _trains(net)
 
 
 def test_missing_reference_is_reported(monkeypatch):

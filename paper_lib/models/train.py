@@ -105,6 +105,27 @@ def _load_checkpoint(path):
         return None
 
 
+def train_step(net, ema, opt, data, gen, spec, sched, step: int) -> torch.Tensor:
+    """One optimiser step at step number ``step``: a batch of ``spec.batch_size`` rows drawn from
+    ``data`` (model units, (n, T, C) tensor) with ``gen``, the loss (``diffusion_loss`` with
+    ``sched`` for the diffusion kinds, else ``net.loss``), backward, gradient clipping, the
+    learning rate of the schedule, AdamW, and the EMA update of ``ema``. Returns the loss."""
+    x = data[torch.randint(len(data), (spec.batch_size,), generator=gen).to(data.device)]
+    loss = (diffusion_loss(net, x, gen, spec, sched) if spec.is_diffusion
+            else net.loss(x, gen))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), spec.grad_clip)
+    for g in opt.param_groups:
+        g["lr"] = _lr(spec, step)
+    opt.step()
+    decay = min(spec.ema, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), net.parameters()):
+            pe.lerp_(p, 1 - decay)
+    return loss
+
+
 def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) -> dict:
     T, C = X.shape[1:]
     data = torch.as_tensor(task.to_model(X), device=device)
@@ -127,19 +148,7 @@ def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) 
                desc=f"{spec.kind} on {task.name}")
     net.train()
     while step < spec.train_steps:
-        x = data[torch.randint(len(data), (spec.batch_size,), generator=gen).to(device)]
-        loss = (diffusion_loss(net, x, gen, spec, sched) if spec.is_diffusion
-                else net.loss(x, gen))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), spec.grad_clip)
-        for g in opt.param_groups:
-            g["lr"] = _lr(spec, step)
-        opt.step()
-        decay = min(spec.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - decay)
+        loss = train_step(net, ema, opt, data, gen, spec, sched, step)
         losses.append(float(loss.detach()))
         step += 1
         bar.update(1)
