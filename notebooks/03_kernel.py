@@ -173,18 +173,10 @@ def make_family(name: str, kind: str, family: str):
         return lambda s: kernels.spectral(psd, s)
     if family == "neighbour":
         nb = kernels.neighbour(sub[name].X, 1.0, k=8)
-        return lambda s: _scaled_neighbour(nb, s)
+        return lambda s: forecast.rescaled_neighbour(nb, s)  # shares the kNN index
     if family == "denoise" and kind in DIFFUSION:
         return lambda s: kernels.denoise(target[name, kind]["run"].trained, int(s))
     return None
-
-
-def _scaled_neighbour(nb, alpha: float):
-    """A neighbour kernel sharing a prebuilt kNN index (building it is the expensive part)."""
-    k = kernels.neighbour.__new__(kernels.neighbour)
-    k.__dict__.update(nb.__dict__)
-    k.scale = float(alpha)
-    return k
 
 
 def evaluate(name: str, kind: str, kernel, seed_key: str) -> dict:
@@ -241,20 +233,9 @@ unet = sweep[sweep.model == "diffusion-unet"].copy()
 unet["nn_ratio"] = [target[n, "diffusion-unet"]["nn_ratio"] for n in unet.task]
 
 
-def edf_chart(name: str) -> alt.LayerChart:
-    d = unet[unet.task == name]
-    nn = target[name, "diffusion-unet"]["nn_ratio"]
-    band = alt.Chart(pd.DataFrame({"x": [0.0], "x2": [1.5 * nn]})).mark_rect(
-        color="#dddddd", opacity=0.6).encode(x="x:Q", x2="x2:Q")
-    rule = alt.Chart(pd.DataFrame({"x": [nn]})).mark_rule(color="black").encode(x="x:Q")
-    lines = alt.Chart(d).mark_line(point=True).encode(
-        x=alt.X("locality:Q", title="locality (data spacings)", scale=alt.Scale(type="symlog")),
-        y=alt.Y("edf:Q", title="EDF", scale=alt.Scale(domain=[-1, 1], clamp=True)),
-        color=alt.Color("kernel:N", sort=FAMILIES))
-    return alt.layer(band, rule, lines).properties(title=name, width=220, height=180)
-
-
-chart = alt.hconcat(*[edf_chart(n) for n in TASKS])
+chart = alt.hconcat(*[plots.edf_locality(unet[unet.task == n],
+                                         target[n, "diffusion-unet"]["nn_ratio"], n, 220, 180,
+                                         sort=FAMILIES) for n in TASKS])
 plots.save(chart, "03_edf_locality", data=unet.drop(columns="predict_seconds"))  # no timings
 chart
 

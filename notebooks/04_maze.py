@@ -376,15 +376,8 @@ chart
 # the grey band marking localities up to 1.5× the planner's own `nn_ratio`.
 
 # %%
-band = alt.Chart(pd.DataFrame({"x": [0.0], "x2": [1.5 * tg.nn_ratio]})).mark_rect(
-    color="#dddddd", opacity=0.6).encode(x="x:Q", x2="x2:Q")
-rule = alt.Chart(pd.DataFrame({"x": [tg.nn_ratio]})).mark_rule(color="black").encode(x="x:Q")
-curves = alt.Chart(sweep).mark_line(point=True).encode(
-    x=alt.X("locality:Q", title="locality (data spacings)", scale=alt.Scale(type="symlog")),
-    y=alt.Y("edf:Q", title="EDF", scale=alt.Scale(domain=[-1, 1], clamp=True)),
-    color=alt.Color("kernel:N", sort=list(makers)))
-chart = alt.layer(band, rule, curves).properties(width=360, height=200,
-                                                 title="maze: EDF against locality")
+chart = plots.edf_locality(sweep, tg.nn_ratio, "maze: EDF against locality", 360, 200,
+                           sort=list(makers))
 plots.save(chart, "04_edf_locality", data=sweep.drop(columns="predict_seconds"))  # no timings
 chart
 

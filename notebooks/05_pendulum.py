@@ -297,17 +297,8 @@ plots.save(chart, "05_forecast", data=shown)
 chart
 
 # %%
-charts = []
-for kind, tg in targets.items():
-    band = alt.Chart(pd.DataFrame({"x": [0.0], "x2": [1.5 * tg.nn_ratio]})).mark_rect(
-        color="#dddddd", opacity=0.6).encode(x="x:Q", x2="x2:Q")
-    rule = alt.Chart(pd.DataFrame({"x": [tg.nn_ratio]})).mark_rule(color="black").encode(x="x:Q")
-    curves = alt.Chart(sweep[sweep.model == kind]).mark_line(point=True).encode(
-        x=alt.X("locality:Q", title="locality (data spacings)", scale=alt.Scale(type="symlog")),
-        y=alt.Y("edf:Q", title="EDF", scale=alt.Scale(domain=[-1, 1], clamp=True)),
-        color="kernel:N")
-    charts.append(alt.layer(band, rule, curves).properties(width=260, height=180, title=kind))
-chart = alt.hconcat(*charts)
+chart = alt.hconcat(*[plots.edf_locality(sweep[sweep.model == kind], tg.nn_ratio, kind,
+                                         260, 180) for kind, tg in targets.items()])
 plots.save(chart, "05_edf_locality", data=sweep.drop(columns="predict_seconds"))  # no timings
 chart
 

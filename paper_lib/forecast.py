@@ -22,8 +22,8 @@ from .datasets import Dataset
 from .profiles import Profile
 from .seeding import rng
 
-__all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "evaluate", "forecast",
-           "synthetic_localities"]
+__all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
+           "evaluate", "forecast", "synthetic_localities"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model"]
@@ -76,7 +76,7 @@ def family_maker(family: str, tg: Target, X_model=None, trained=None, psd=None):
         make = lambda s: kernels.spectral(psd, s)  # noqa: E731
     elif family == "neighbour":
         nb = kernels.neighbour(tg.data.X, 1.0, k=8)
-        make = lambda s: _rescaled(nb, s)  # noqa: E731
+        make = lambda s: rescaled_neighbour(nb, s)  # noqa: E731
     elif family == "denoise":
         if trained is None or not trained.spec.is_diffusion:
             return None
@@ -86,7 +86,7 @@ def family_maker(family: str, tg: Target, X_model=None, trained=None, psd=None):
     return make if tg.keep is None else (lambda s: kernels.pinned(make(s), tg.keep))
 
 
-def _rescaled(nb: kernels.neighbour, alpha: float) -> kernels.neighbour:
+def rescaled_neighbour(nb: kernels.neighbour, alpha: float) -> kernels.neighbour:
     """A neighbour kernel sharing a prebuilt kNN index (building it is the expensive part)."""
     k = kernels.neighbour.__new__(kernels.neighbour)
     k.__dict__.update(nb.__dict__)

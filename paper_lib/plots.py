@@ -15,7 +15,7 @@ import pandas as pd
 from .cache import atomic_write_bytes
 
 __all__ = ["theme", "output_dir", "set_output_dir", "save", "save_table", "update_table",
-           "save_html", "read_table", "COLORS"]
+           "save_html", "read_table", "edf_locality", "COLORS"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _OUTPUT: Path | None = None
@@ -155,3 +155,18 @@ def read_table(name: str) -> pd.DataFrame | None:
         if (folder / f"{name}.csv").exists():
             return pd.read_csv(folder / f"{name}.csv")
     return None
+
+
+def edf_locality(sweep: pd.DataFrame, nn_ratio: float, title: str, width: int, height: int,
+                 sort=None) -> alt.LayerChart:
+    """EDF against locality, one line per kernel (``sweep``: columns kernel, locality, edf), over
+    a grey band of localities up to 1.5 × the model's ``nn_ratio`` and a rule at ``nn_ratio``:
+    a kernel explains a drift *locally* only where it reaches a high EDF inside the band."""
+    band = alt.Chart(pd.DataFrame({"x": [0.0], "x2": [1.5 * nn_ratio]})).mark_rect(
+        color="#dddddd", opacity=0.6).encode(x="x:Q", x2="x2:Q")
+    rule = alt.Chart(pd.DataFrame({"x": [nn_ratio]})).mark_rule(color="black").encode(x="x:Q")
+    curves = alt.Chart(sweep).mark_line(point=True).encode(
+        x=alt.X("locality:Q", title="locality (data spacings)", scale=alt.Scale(type="symlog")),
+        y=alt.Y("edf:Q", title="EDF", scale=alt.Scale(domain=[-1, 1], clamp=True)),
+        color=alt.Color("kernel:N", sort=sort) if sort is not None else "kernel:N")
+    return alt.layer(band, rule, curves).properties(title=title, width=width, height=height)
