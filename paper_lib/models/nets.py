@@ -3,6 +3,11 @@
 Both map ``(x_t, t)`` with ``x_t`` of shape (B, T, C) in model units and ``t`` (B,) integer
 diffusion steps to a tensor of shape (B, T, C): the predicted noise ε or the predicted clean
 trajectory x0, depending on ``ModelSpec.prediction``.
+
+The activation is SiLU, not the Mish of Diffuser's U-Net: torch's CPU Mish kernel runs on one
+thread without vectorisation, and with it a default training step took 58-74 ms on 2 cores
+against 43 ms with SiLU (measured; MODEL_CODE_VERSION 2). The two functions have nearly the same
+shape; nothing in the companion's claims depends on the choice.
 """
 from __future__ import annotations
 
@@ -27,16 +32,16 @@ def _groups(ch: int) -> int:
 
 
 class ResBlock(nn.Module):
-    """Two (conv, GroupNorm, Mish) layers with the time embedding added after the first, plus a
+    """Two (conv, GroupNorm, SiLU) layers with the time embedding added after the first, plus a
     residual (1x1 conv when the channel count changes). (B, c_in, L) -> (B, c_out, L)."""
 
     def __init__(self, c_in: int, c_out: int, emb: int, k: int):
         super().__init__()
         self.conv1 = nn.Sequential(nn.Conv1d(c_in, c_out, k, padding=k // 2),
-                                   nn.GroupNorm(_groups(c_out), c_out), nn.Mish())
+                                   nn.GroupNorm(_groups(c_out), c_out), nn.SiLU())
         self.conv2 = nn.Sequential(nn.Conv1d(c_out, c_out, k, padding=k // 2),
-                                   nn.GroupNorm(_groups(c_out), c_out), nn.Mish())
-        self.time = nn.Sequential(nn.Mish(), nn.Linear(emb, c_out))
+                                   nn.GroupNorm(_groups(c_out), c_out), nn.SiLU())
+        self.time = nn.Sequential(nn.SiLU(), nn.Linear(emb, c_out))
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x, e):
@@ -64,7 +69,7 @@ class UNet1D(nn.Module):
         chans = [width * m for m in mults]
         emb = 4 * width
         self.width = width
-        self.embed = nn.Sequential(nn.Linear(width, emb), nn.Mish(), nn.Linear(emb, emb))
+        self.embed = nn.Sequential(nn.Linear(width, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.inp = nn.Conv1d(C, width, 1)
         self.down, self.pool = nn.ModuleList(), nn.ModuleList()
         prev = width
@@ -101,15 +106,15 @@ class UNet1D(nn.Module):
 
 class MLPDenoiser(nn.Module):
     """Residual MLP on the flattened trajectory (T*C) plus the time embedding: ``depth`` blocks
-    of (LayerNorm, Linear, Mish, Linear) of hidden size ``hidden``."""
+    of (LayerNorm, Linear, SiLU, Linear) of hidden size ``hidden``."""
 
     def __init__(self, T: int, C: int, hidden: int, depth: int = 3, emb: int = 64):
         super().__init__()
         self.T, self.C, self.emb = T, C, emb
         self.inp = nn.Linear(T * C, hidden)
-        self.embed = nn.Sequential(nn.Linear(emb, hidden), nn.Mish(), nn.Linear(hidden, hidden))
+        self.embed = nn.Sequential(nn.Linear(emb, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.Mish(),
+            nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.SiLU(),
                           nn.Linear(hidden, hidden)) for _ in range(depth))
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, T * C))
 

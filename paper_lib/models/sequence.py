@@ -103,7 +103,7 @@ class ARTransformer(nn.Module):
 def _mlp(n_in: int, hidden: int, n_out: int, depth: int) -> nn.Sequential:
     layers, prev = [], n_in
     for _ in range(depth):
-        layers += [nn.Linear(prev, hidden), nn.Mish()]
+        layers += [nn.Linear(prev, hidden), nn.SiLU()]
         prev = hidden
     return nn.Sequential(*layers, nn.Linear(prev, n_out))
 

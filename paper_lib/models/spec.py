@@ -8,7 +8,8 @@ from ..profiles import Profile, get_profile
 __all__ = ["MODEL_CLASSES", "MODEL_CODE_VERSION", "ModelSpec", "make_spec"]
 
 MODEL_CLASSES = ("diffusion-unet", "diffusion-mlp", "transformer", "vae")
-MODEL_CODE_VERSION = 1  # bump when a change to paper_lib/models changes trained weights
+MODEL_CODE_VERSION = 2  # bump when a change to paper_lib/models changes trained weights
+# (2: SiLU instead of Mish in every network, see nets.py)
 
 # per-kind architecture defaults that a profile does not set (``depth`` means: ResBlocks per
 # U-Net level are fixed at 1, residual MLP blocks, Transformer layers, encoder/decoder layers)
