@@ -32,13 +32,14 @@ profile = "default"
 
 # %%
 import time
+from functools import partial
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
 import paper_lib
-from paper_lib import drift, metrics, models, plots
+from paper_lib import drift, metrics, models, parallel, plots
 from paper_lib.seeding import rng
 
 P = paper_lib.setup(profile)
@@ -53,7 +54,9 @@ print(f"profile {P.name}: {P.n_train} training trajectories, {P.train_steps} ste
 #
 # One model per (task, class), plus extra seeds of `diffusion-unet`. Trained models live in the
 # content-addressed cache (`.cache/`), so notebook 03 reuses them instead of training again; the
-# times below are those of the run that trained each model.
+# times below are those of the run that trained each model. Models missing from the cache are
+# trained side by side, one per core (`paper_lib.parallel`; training is single-threaded, so the
+# weights do not depend on how many run at once).
 #
 # | class | what it is |
 # |---|---|
@@ -63,14 +66,13 @@ print(f"profile {P.name}: {P.n_train} training trajectories, {P.train_steps} ste
 # | `vae` | whole-trajectory VAE, sampled from its prior |
 
 # %%
-runs, bank = {}, {}
-for name in TASKS:
-    for kind in CLASSES:
-        seeds = P.seeds if kind == "diffusion-unet" else P.seeds[:1]
-        for seed in seeds:
-            run = drift.standard_run(name, kind, P, seed=seed)
-            runs[name, kind, seed] = run
-            bank[name, kind, seed] = drift.samples(run, P.n_samples, seed=seed)[0]
+jobs = {(name, kind, seed): partial(drift.standard_run, name, kind, P, seed=seed)
+        for name in TASKS for kind in CLASSES
+        for seed in (P.seeds if kind == "diffusion-unet" else P.seeds[:1])}
+slowest_first = sorted(jobs, key=lambda key: key[1] != "diffusion-unet")
+parallel.run_all([jobs[key] for key in slowest_first])  # train what the cache lacks, 1 per core
+runs = {key: job() for key, job in jobs.items()}   # now loaded from the cache
+bank = {key: drift.samples(run, P.n_samples, seed=key[2])[0] for key, run in runs.items()}
 
 timing = pd.DataFrame([{"task": k[0], "model": k[1], "seed": k[2],
                         "params": models.count_params(r.trained),
@@ -316,6 +318,12 @@ def tv_of(name: str, X: np.ndarray) -> float:
     return metrics.tv(metrics.histogram(t.measure(X), bins), metrics.uniform_histogram(bins))
 
 
+ablation_jobs = [partial(drift.train, name, "diffusion-unet", P, **{what: value})
+                 for name in P.ablation_tasks
+                 for what, values, default in [("width", P.ablation_widths, P.width),
+                                               ("n_train", P.ablation_sizes, P.n_train)]
+                 for value in values if value != default]
+parallel.run_all(ablation_jobs)  # the width and dataset-size models, side by side
 abl = []
 for name in TASKS:
     main = runs[name, "diffusion-unet", 0]

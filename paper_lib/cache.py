@@ -8,6 +8,8 @@ rebuilt.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["cache_dir", "spec_key", "memo", "load", "store", "atomic_write_bytes", "entry_paths",
-           "CacheCorruptWarning"]
+           "locked", "fingerprint", "CacheCorruptWarning"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _UMASK = os.umask(0o022)
@@ -109,10 +111,50 @@ def load(kind: str, spec: Any) -> Any:
         return None
 
 
+@contextlib.contextmanager
+def locked(kind: str, spec: Any):
+    """Hold an exclusive lock on entry ``(kind, spec)`` across processes (``fcntl.flock`` on a
+    ``.lock`` file beside it). Concurrent runs (``make -j2``, two notebooks wanting the same model)
+    build an entry once: the second waits for the first, then finds the entry. The lock is
+    released when its holder exits, however it exits."""
+    payload, _ = entry_paths(kind, spec)
+    payload.parent.mkdir(parents=True, exist_ok=True)
+    with open(payload.with_suffix(".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def memo(kind: str, spec: Any, build: Callable[[], Any]) -> Any:
-    """Load ``(kind, spec)`` from the cache, or call ``build()``, store its result and return it."""
+    """Load ``(kind, spec)`` from the cache, or call ``build()``, store its result and return it.
+    Building holds :func:`locked`, so concurrent processes never build the same entry twice."""
     obj = load(kind, spec)
     if obj is None:
-        obj = build()
-        store(kind, spec, obj)
+        with locked(kind, spec):
+            obj = load(kind, spec)   # built by another process while this one waited
+            if obj is None:
+                obj = build()
+                store(kind, spec, obj)
+    return obj
+
+
+def fingerprint(obj: Any) -> Any:
+    """A JSON-able stand-in for ``obj`` in a cache spec: arrays and tensors become their shape,
+    dtype and the SHA-256 of their bytes; objects with a ``fingerprint()`` method (kernels,
+    trained models) give their own; dicts, lists and tuples are fingerprinted item by item;
+    anything else is left to :func:`spec_key`."""
+    if hasattr(obj, "fingerprint") and callable(obj.fingerprint):
+        return obj.fingerprint()
+    if hasattr(obj, "detach") and hasattr(obj, "numpy"):  # a torch tensor
+        obj = obj.detach().cpu().numpy()
+    if hasattr(obj, "dtype") and hasattr(obj, "tobytes") and getattr(obj, "ndim", 0) > 0:
+        a = obj if obj.flags.c_contiguous else obj.copy(order="C")
+        return {"shape": list(a.shape), "dtype": str(a.dtype),
+                "sha256": hashlib.sha256(a.data).hexdigest()}
+    if isinstance(obj, dict):
+        return {str(k): fingerprint(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [fingerprint(v) for v in obj]
     return obj

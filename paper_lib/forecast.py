@@ -103,7 +103,7 @@ def evaluate(tg: Target, kernel, profile: Profile, *keys) -> dict:
                                rng(0, "predict", name, tg.model, *keys))
     seconds = time.perf_counter() - t0
     X = tg.data.X[:N_LOCALITY]
-    loc = kernels.locality(X, kernel.sample(X, rng(0, "locality", name)), tg.spacing)
+    loc = kernels.kernel_locality(kernel, X, tg.spacing, rng(0, "locality", name))
     a = metrics.agreement(p_hat, tg.p_model, tg.p_data, tg.noise)
     return {**a, "locality": loc, "p_hat": p_hat, "predict_seconds": seconds}
 
@@ -111,7 +111,7 @@ def evaluate(tg: Target, kernel, profile: Profile, *keys) -> dict:
 def _unit_locality(make, tg: Target) -> float:
     """Locality at scale 1: for data-only kernels x′ − x is proportional to the scale."""
     X = tg.data.X[:N_LOCALITY]
-    return kernels.locality(X, make(1.0).sample(X, rng(0, "locality", tg.task.name)), tg.spacing)
+    return kernels.kernel_locality(make(1.0), X, tg.spacing, rng(0, "locality", tg.task.name))
 
 
 def _row(tg, family, mode, source, scale, ev) -> dict:

@@ -39,7 +39,8 @@ from .metrics import Bins, histogram, tv
 
 __all__ = ["Kernel", "white", "smooth", "spectral", "neighbour", "denoise", "KERNELS",
            "make_kernel", "pinned", "fit_spectral", "spectral_variance", "nearest_residuals", "knn",
-           "predict", "locality", "data_spacing", "calibrate", "scale_for_locality"]
+           "predict", "locality", "kernel_locality", "data_spacing", "calibrate",
+           "scale_for_locality"]
 
 
 def _check_X(X) -> np.ndarray:
@@ -74,6 +75,14 @@ class Kernel:
 
     def _perturb(self, X, rng):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def fingerprint(self) -> dict:
+        """What determines this kernel's output, JSON-able (arrays hashed): the cache key of a
+        prediction. Subclasses holding more than ``params`` (data, a model) add it."""
+        from .cache import fingerprint
+
+        return {"kernel": type(self).__name__, "scale": self.scale,
+                "params": fingerprint(self.params)}
 
     def __repr__(self) -> str:
         shown = {k: (v if np.ndim(v) == 0 else f"array{np.shape(v)}")
@@ -252,6 +261,11 @@ class neighbour(Kernel):
         _, self.index = knn(self.train, self.train, int(k), exclude=np.arange(len(self.train)),
                             chunk=chunk)
 
+    def fingerprint(self) -> dict:
+        from .cache import fingerprint
+
+        return {**super().fingerprint(), "train": fingerprint(self.train)}
+
     def neighbours(self, X: np.ndarray) -> np.ndarray:
         """Indices (n, k) into ``train`` of the k nearest training trajectories of each row of X."""
         if X is self.train or (X.shape == self.train.shape and np.array_equal(X, self.train)):
@@ -291,6 +305,12 @@ class denoise(Kernel):
         self.trained = trained
         self.keep = None if keep is None else np.asarray(keep, bool)
 
+    def fingerprint(self) -> dict:
+        from .cache import fingerprint
+
+        return {**super().fingerprint(), "trained": fingerprint(self.trained),
+                "keep": fingerprint(self.keep)}
+
     def sample(self, X, rng):
         from . import models
 
@@ -309,6 +329,11 @@ class pinned(Kernel):
     def __init__(self, kernel: Kernel, keep):
         self.inner, self.keep = kernel, np.asarray(keep, bool)
         self.name, self.scale, self.params = kernel.name, kernel.scale, kernel.params
+
+    def fingerprint(self) -> dict:
+        from .cache import fingerprint
+
+        return {"pinned": fingerprint(self.keep), "inner": self.inner.fingerprint()}
 
     def sample(self, X, rng):
         X = _check_X(X)
@@ -344,8 +369,11 @@ def make_kernel(name: str, **params) -> Kernel:
 
 # ----------------------------------------------------------------------------- prediction
 
+PREDICT_VERSION = 1  # bump when a change here or in a kernel changes predicted values
+
+
 def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.random.Generator,
-            chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+            chunk: int = 8192, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Predicted histogram of the quantity: p̂ = histogram of task.measure(x'), x' = K(x) applied
     ``draws`` times to every trajectory of ``dataset.X``.
 
@@ -353,17 +381,41 @@ def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.rando
     d * n + i is draw d of trajectory i). The kernel sees the whole dataset once per draw when it
     has at most ``chunk`` trajectories (so ``neighbour`` reuses its training-set index), else
     consecutive blocks of ``chunk`` trajectories; memory is O(chunk · T · C).
+
+    The q values are cached (``use_cache``) under the task, a hash of X, the kernel's
+    ``fingerprint()``, ``draws``, ``chunk`` and the state of ``rng``; a cached call leaves ``rng``
+    in the state the computation left it in, so a rerun gives bitwise the same results either way.
     """
+    from . import cache
+
     X = dataset.X if hasattr(dataset, "X") else _check_X(dataset)
-    n, draws = len(X), int(draws)
+    draws = int(draws)
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
+    if not (use_cache and hasattr(kernel, "fingerprint")):
+        q = _predict_q(task, X, kernel, draws, rng, chunk)
+        return histogram(q, bins), q
+    spec = {"task": task, "X": cache.fingerprint(X), "kernel": kernel.fingerprint(),
+            "draws": draws, "chunk": int(chunk), "rng": rng.bit_generator.state,
+            "v": PREDICT_VERSION}
+
+    def build():
+        q = _predict_q(task, X, kernel, draws, rng, chunk)
+        return {"q": q, "rng": rng.bit_generator.state}
+
+    entry = cache.memo("prediction", spec, build)
+    rng.bit_generator.state = entry["rng"]
+    return histogram(entry["q"], bins), entry["q"]
+
+
+def _predict_q(task, X, kernel, draws, rng, chunk) -> np.ndarray:
+    n = len(X)
     q = np.empty(n * draws)
     for d in range(draws):
         for s in range(0, n, chunk):
             block = X if chunk >= n else X[s:s + chunk]
             q[d * n + s:d * n + s + len(block)] = task.measure(kernel.sample(block, rng))
-    return histogram(q, bins), q
+    return q
 
 
 def locality(X: np.ndarray, X_pert: np.ndarray, spacing: float) -> float:
@@ -374,6 +426,26 @@ def locality(X: np.ndarray, X_pert: np.ndarray, spacing: float) -> float:
         raise ValueError(f"shapes differ: {X.shape} vs {X_pert.shape}")
     d = np.sqrt(((X_pert.astype(np.float64) - X) ** 2).sum(axis=(1, 2)))
     return float(d.mean() / spacing)
+
+
+def kernel_locality(kernel: Kernel, X: np.ndarray, spacing: float, rng: np.random.Generator,
+                    use_cache: bool = True) -> float:
+    """:func:`locality` of ``kernel`` on X (n, T, C): locality(X, kernel.sample(X, rng), spacing),
+    cached like :func:`predict` (a ``denoise`` kernel runs its model to answer)."""
+    from . import cache
+
+    if not (use_cache and hasattr(kernel, "fingerprint")):
+        return locality(X, kernel.sample(X, rng), spacing)
+    spec = {"X": cache.fingerprint(_check_X(X)), "kernel": kernel.fingerprint(),
+            "spacing": float(spacing), "rng": rng.bit_generator.state, "v": PREDICT_VERSION}
+
+    def build():
+        return {"locality": locality(X, kernel.sample(X, rng), spacing),
+                "rng": rng.bit_generator.state}
+
+    entry = cache.memo("locality", spec, build)
+    rng.bit_generator.state = entry["rng"]
+    return float(entry["locality"])
 
 
 def data_spacing(train: np.ndarray, n_ref: int = 2000, rng: np.random.Generator | None = None,

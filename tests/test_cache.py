@@ -51,3 +51,40 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     cache.atomic_write_bytes(target, b"ok")
     assert target.read_bytes() == b"ok" and (target.stat().st_mode & 0o777) == 0o644
+
+
+def _build_slowly(root, marker):
+    import os
+    import time
+
+    os.environ["PAPER_LIB_CACHE"] = root
+
+    def build():
+        with open(marker, "a") as f:
+            f.write("built\n")
+        time.sleep(0.5)
+        return 42
+
+    return cache.memo("lock-test", {"k": 1}, build)
+
+
+def test_concurrent_processes_build_an_entry_once(tmp_path):
+    import multiprocessing as mp
+
+    marker = tmp_path / "builds.txt"
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        out = pool.starmap(_build_slowly, [(str(tmp_path / "c"), str(marker))] * 2)
+    assert out == [42, 42]
+    assert marker.read_text() == "built\n"
+
+
+def test_fingerprint_hashes_arrays_and_recurses():
+    a = np.arange(12.0).reshape(3, 4)
+    f = cache.fingerprint({"x": a, "n": 3, "l": [a[:, ::2]]})
+    assert f["n"] == 3 and f["x"]["shape"] == [3, 4] and len(f["x"]["sha256"]) == 64
+    assert f["l"][0] == cache.fingerprint(np.ascontiguousarray(a[:, ::2]))
+    b = a.copy()
+    b[0, 0] = -0.0 + 1e-12
+    assert cache.fingerprint(b) != cache.fingerprint(a)
+    assert cache.fingerprint(a.astype(np.float32)) != cache.fingerprint(a)

@@ -187,3 +187,50 @@ def test_pinned_leaves_the_kept_entries_alone(cone):
     assert k.name == "white" and k.scale == 0.1
     with pytest.raises(ValueError, match="keep mask"):
         K.pinned(K.white(0.1), keep[1:]).sample(X, _rng(3))
+
+
+def test_predictions_are_cached_by_kernel_data_and_rng_state(cone, monkeypatch):
+    task, ds = cone
+    bins, X = Bins(2, 6, 10), ds.X[:128]
+    calls = []
+    real = K._predict_q
+    monkeypatch.setattr(K, "_predict_q", lambda *a: calls.append(1) or real(*a))
+    for k in _kernels(X) + [K.pinned(K.white(0.02), np.eye(64, 2, dtype=bool))]:
+        calls.clear()
+        r1, r2, r3 = _rng(7), _rng(7), _rng(7)
+        p1, q1 = K.predict(task, X, k, 2, bins, r1)                  # computed, stored
+        p2, q2 = K.predict(task, X, k, 2, bins, r2)                  # loaded
+        p3, q3 = K.predict(task, X, k, 2, bins, r3, use_cache=False)  # computed, not stored
+        assert len(calls) == 2, k
+        np.testing.assert_array_equal(q1, q2), np.testing.assert_array_equal(q1, q3)
+        np.testing.assert_array_equal(p1, p2)
+        # the caller's generator ends where the computation left it, cached or not
+        assert r1.integers(2 ** 62) == r2.integers(2 ** 62) == r3.integers(2 ** 62)
+    calls.clear()
+    base = K.white(0.02)
+    K.predict(task, X, base, 1, bins, _rng(1))
+    K.predict(task, X, K.white(0.03), 1, bins, _rng(1))               # another scale
+    K.predict(task, X, base, 1, bins, _rng(2))                       # another stream
+    X2 = X.copy()
+    X2[0, 0, 0] += 1e-3
+    K.predict(task, X2, base, 1, bins, _rng(1))                       # other data
+    K.predict(task, X, K.neighbour(X2, 0.3, k=4), 1, bins, _rng(1))   # other neighbour pool
+    K.predict(task, X, K.neighbour(X, 0.3, k=4), 1, bins, _rng(1))
+    assert len(calls) == 6
+    for k in _kernels(X):
+        r1, r2 = _rng(3), _rng(3)
+        direct = K.locality(X, k.sample(X, _rng(3)), 0.5)
+        assert K.kernel_locality(k, X, 0.5, r1) == direct == K.kernel_locality(k, X, 0.5, r2)
+        assert r1.integers(2 ** 62) == r2.integers(2 ** 62)
+
+
+def test_fingerprint_of_a_trained_model_follows_its_weights():
+    models = pytest.importorskip("paper_lib.models")
+    prof = paper_lib.get_profile("smoke")
+    ds = paper_lib.make_dataset("cone", 64, seed=0)
+    spec = models.make_spec("diffusion-unet", prof, train_steps=4, diffusion_steps=10)
+    a, b = (models.fit(spec, ds, prof, seed=s, use_cache=False) for s in (0, 1))
+    assert a.fingerprint() == models.fit(spec, ds, prof, seed=0, use_cache=False).fingerprint()
+    assert a.fingerprint() != b.fingerprint()
+    ka, kb = K.denoise(a, 2), K.denoise(b, 2)
+    assert ka.fingerprint() != kb.fingerprint() != K.denoise(a, 3).fingerprint()

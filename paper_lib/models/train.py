@@ -5,7 +5,8 @@ A trained model is cached under a hash of (task, dataset spec, model spec, profi
 snapshot steps, ``MODEL_CODE_VERSION``). While training, a checkpoint (weights, EMA, optimiser,
 step, generator state, losses so far) is written atomically every quarter of the run and at least
 every ``CHECKPOINT_SECONDS``; a later ``fit`` with the same key resumes from it and ends with
-bitwise the same weights as an uninterrupted run (on the same device and thread count).
+bitwise the same weights as an uninterrupted run (on the same device; training is single-threaded,
+so the thread count does not matter).
 """
 from __future__ import annotations
 
@@ -50,6 +51,16 @@ class Trained:
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     n_params: int = 0
     from_cache: bool = False
+
+    def fingerprint(self) -> dict:
+        """What determines the model's outputs, JSON-able: the spec's key, the task and a hash of
+        every weight tensor (EMA and snapshots), for cache keys of results computed with it."""
+        tensors = {k: cache.fingerprint(v) for k, v in sorted(self.state.items())}
+        snaps = {str(k): cache.spec_key("weights", {n: cache.fingerprint(v) for n, v in
+                                                    sorted(w.items())})
+                 for k, w in sorted(self.snapshots.items())}
+        return {"model": self.spec.key(), "task": cache.spec_key("task", self.task),
+                "weights": cache.spec_key("weights", tensors), "snapshots": snaps}
 
 
 def default_device() -> torch.device:
@@ -127,6 +138,18 @@ def train_step(net, ema, opt, data, gen, spec, sched, step: int) -> torch.Tensor
 
 
 def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) -> dict:
+    """Training on one thread: a small model's step hardly speeds up with more threads, and the
+    weights then do not depend on the thread count (see ``paper_lib.parallel`` for running
+    several trainings side by side)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) -> dict:
     T, C = X.shape[1:]
     data = torch.as_tensor(task.to_model(X), device=device)
     with torch.random.fork_rng(devices=[]):
@@ -210,11 +233,25 @@ def fit(spec: ModelSpec | str, dataset, profile: str | Profile = "default", seed
         hit = cache.load("model", key)
         if hit is not None:
             return _trained(hit, from_cache=True)
+        with cache.locked("model", key):   # another process may be training the same model
+            hit = cache.load("model", key)
+            if hit is not None:
+                return _trained(hit, from_cache=True)
+            return _fit_and_store(spec, task, X, seed, snapshots, progress, profile, key,
+                                  device, _stop_after)
+    return _fit_and_store(spec, task, X, seed, snapshots, progress, profile, None, device,
+                          _stop_after)
+
+
+def _fit_and_store(spec, task, X, seed, snapshots, progress, profile, key, device,
+                   stop_after) -> Trained:
+    """Train (resuming from a checkpoint when ``key`` is given), store under ``key``."""
+    use_cache = key is not None
     show = progress if progress is not None else (profile.name != "smoke" and sys.stderr.isatty())
     ckpt = cache.cache_dir() / "checkpoints" / f"{cache.spec_key('model', key)}.pt" \
         if use_cache else None
     device = torch.device(device) if device is not None else default_device()
-    payload = _train(spec, task, X, int(seed), set(snapshots), show, ckpt, device, _stop_after)
+    payload = _train(spec, task, X, int(seed), set(snapshots), show, ckpt, device, stop_after)
     if use_cache:
         cache.store("model", key, payload)
         ckpt.unlink(missing_ok=True)
