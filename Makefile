@@ -2,7 +2,8 @@
 #   make figures   regenerate every figure under figures/ (default profile)
 #   make test      pytest + every notebook under the smoke profile + nbval
 #   make bench     timing benchmark against reference U-Nets (BENCH_ARGS=--quick: seconds)
-# Both create .venv on first use. Notebooks are independent: `make -j2 figures OMP_NUM_THREADS=1`.
+# Both create .venv on first use. Each notebook trains its models one per core by itself
+# (paper_lib.parallel), so `make figures` keeps 2 cores busy without -j.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3.11
@@ -46,7 +47,10 @@ build/default/%.ipynb: notebooks/%.py $(LIB) $(STAMP)
 	$(call run_notebook,default)
 
 # Smoke runs keep their own cache and write figures under build/smoke/figures (see paper_lib.setup).
+# Their models train in a few steps, so they train in the notebook's own process: starting worker
+# processes (paper_lib.parallel) would cost more than it saves (measured: 23 s per smoke pass).
 build/smoke/%.ipynb: export PAPER_LIB_CACHE := $(CURDIR)/build/smoke/cache
+build/smoke/%.ipynb: export PAPER_LIB_WORKERS := 1
 build/smoke/%.ipynb: notebooks/%.py $(LIB) $(STAMP)
 	$(call run_notebook,smoke)
 
@@ -61,7 +65,8 @@ smoke: $(SMOKE_NB)
 # the stored run: it proves the summary tables are reproducible, not merely cached.
 nbval: $(SMOKE_NB)
 	rm -rf build/smoke/nbval-cache
-	PAPER_LIB_CACHE=$(CURDIR)/build/smoke/nbval-cache $(BIN)/python -m pytest -p no:cacheprovider \
+	PAPER_LIB_CACHE=$(CURDIR)/build/smoke/nbval-cache PAPER_LIB_WORKERS=1 \
+	    $(BIN)/python -m pytest -p no:cacheprovider \
 	    --nbval-lax --nbval-current-env $(SMOKE_NB)
 
 lab: $(STAMP)
