@@ -11,7 +11,8 @@ Everything is measured in one run, so that the ratios hold on a noisy machine:
    data, the x0-prediction loss (``diffusion_loss``), backward, gradient clipping, the learning
    rate schedule, an AdamW step and the EMA update; only the network differs. After warm-up, the
    models are timed in interleaved repetitions (order rotated each time) and the median is
-   reported;
+   reported. Then our step on one thread, alone and in ``parallel.workers()`` processes at once:
+   how ``models.fit`` trains (single-threaded, models side by side);
 2. **FLOPs per training step** (forward + backward, ``torch.utils.flop_counter``; matmuls and
    convolutions only) and the achieved FLOP/s against the machine's float32 GEMM rate (an
    ``n × n`` matmul timed in the same run, half before and half after the training steps);
@@ -27,7 +28,9 @@ Everything is measured in one run, so that the ratios hold on a noisy machine:
    with a fresh empty cache (cold) and then again (warm), with wall time and peak memory per
    notebook and in total. Cache and figure output go to a temporary folder
    (``PAPER_LIB_CACHE``/``PAPER_LIB_FIGURES``), never to ``figures/``. Skipped by
-   ``--skip-figures`` and ``--quick``.
+   ``--skip-figures`` and ``--quick``; ``--notebook-timings COLD WARM`` reports two timings
+   tables of ``make figures`` runs instead (``build/default/timings.csv`` after a run on an empty
+   cache and after a rerun), so the figures need not be regenerated twice.
 
 The results go to ``bench/results.csv`` in long format (``group, item, metric, value, unit,
 note``; package versions in ``note``) and are printed as a table with the targets (make figures
@@ -69,7 +72,8 @@ import numpy as np
 __all__ = ["BenchConfig", "FULL", "QUICK", "Rows", "TARGETS", "make_train_step",
            "time_interleaved", "flops_per_step", "gemm_rates", "ddp_unet1d", "diffusers_unet1d",
            "closest_ddp_config", "closest_diffusers_config", "bench_training", "bench_sampling",
-           "bench_kernels", "bench_figures", "add_targets", "format_table", "main"]
+           "bench_side_by_side", "bench_kernels", "bench_figures", "figures_from_timings",
+           "add_targets", "format_table", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "cone"
@@ -492,6 +496,57 @@ def bench_training(cfg: BenchConfig, rows: Rows) -> None:
                  "forward + backward, FlopCounterMode")
         rows.add("flops", name, "achieved_flop_per_s", achieved, "FLOP/s")
         rows.add("flops", name, "utilisation", achieved / peak, "fraction", "achieved / GEMM")
+    bench_side_by_side(cfg, rows, float(np.median(rates["diffusion-unet"])))
+
+
+def _single_thread_rate(profile, steps: int, warmup: int) -> float:
+    """Trajectories/s of our U-Net's training step on one thread (run in a worker process)."""
+    import torch
+
+    from . import models
+    from .datasets import make_dataset
+    from .profiles import get_profile
+    from .tasks import get_task
+
+    torch.set_num_threads(1)
+    P, task = get_profile(profile), get_task(TASK)
+    spec = models.make_spec(KIND, P)
+    data = torch.as_tensor(task.to_model(make_dataset(task, P.n_train).X))
+    torch.manual_seed(0)
+    step = make_train_step(models.build(spec, task.T, task.C), spec, data, seed=0)
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * spec.batch_size / (time.perf_counter() - t0)
+
+
+def bench_side_by_side(cfg: BenchConfig, rows: Rows, rate_here: float) -> None:
+    """How ``models.fit`` trains: one thread per model, several models side by side
+    (``paper_lib.parallel``). Times our U-Net's step on one thread alone, then in as many
+    processes at once as ``parallel.workers()``, against the multi-threaded rate measured above."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from .parallel import workers
+
+    n = max(1, workers())
+    steps = cfg.reps * cfg.steps_per_rep
+    args = (cfg.profile, steps, cfg.warmup)
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
+        alone = ex.submit(_single_thread_rate, *args).result()
+    with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as ex:
+        together = [f.result() for f in [ex.submit(_single_thread_rate, *args)
+                                         for _ in range(n)]]
+    rows.add("train", "diffusion-unet 1 thread", "trajectories_per_s", alone, "traj/s",
+             f"one process, torch.set_num_threads(1), {steps} steps (as models.fit trains)")
+    rows.add("train", f"diffusion-unet {n} x 1 thread", "trajectories_per_s", sum(together),
+             "traj/s", f"{n} processes at once (paper_lib.parallel), sum of their rates "
+             f"({', '.join(f'{r:.0f}' for r in together)})")
+    rows.add("train", f"diffusion-unet {n} x 1 thread", "ratio_over_threaded",
+             sum(together) / rate_here, "x", f"against one process with "
+             f"{rows.get('env', 'torch', 'threads'):.0f} threads (the row diffusion-unet)")
 
 
 # ----------------------------------------------------------------------------- 3: sampling
@@ -668,6 +723,28 @@ def bench_figures(cfg: BenchConfig, rows: Rows, notebooks=None, phases=("cold", 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def figures_from_timings(cold: str | Path, warm: str | Path, rows: Rows) -> None:
+    """The notebook rows of :func:`bench_figures` from two timings tables that ``make figures``
+    wrote (``build/default/timings.csv``, copied after a run on an empty cache and after a rerun
+    on the filled one), instead of executing the notebooks again; the last row per notebook."""
+    from .runnb import read_timings
+
+    for phase, path in (("cold", cold), ("warm", warm)):
+        t = read_timings(path)
+        if t.empty:
+            raise ValueError(f"no timings in {path}")
+        t = t.groupby("notebook").tail(1).sort_values("notebook")
+        for r in t.itertuples():
+            rows.add("notebook", r.notebook, f"{phase}_seconds", float(r.seconds), "s",
+                     f"make figures (runnb), profile {r.profile}, {r.timestamp}; from {path}")
+            rows.add("notebook", r.notebook, f"{phase}_peak_mib", float(r.peak_mib), "MiB",
+                     "peak RSS of the largest child process")
+        rows.add("notebook", "make figures", f"{phase}_seconds", float(t.seconds.sum()), "s",
+                 f"sum over the notebooks of {path}")
+        rows.add("notebook", "make figures", f"{phase}_peak_mib", float(t.peak_mib.max()), "MiB",
+                 "largest notebook peak")
+
+
 def _tree_state(folder: Path) -> dict[str, int]:
     """Relative path -> modification time (ns) of every file under ``folder``."""
     if not folder.is_dir():
@@ -748,8 +825,10 @@ def _env_rows(cfg: BenchConfig, rows: Rows) -> None:
              f"profile {_profile_name(cfg)}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
 
 
-def run(cfg: BenchConfig) -> Rows:
-    """Every part of the benchmark that ``cfg`` enables; returns the rows with targets."""
+def run(cfg: BenchConfig, timings: tuple | None = None) -> Rows:
+    """Every part of the benchmark that ``cfg`` enables; returns the rows with targets.
+    ``timings``: (cold, warm) timings tables of ``make figures`` runs to report instead of
+    executing the notebooks (:func:`figures_from_timings`)."""
     rows = Rows()
     _env_rows(cfg, rows)
     _log(f"profile {_profile_name(cfg)}{' (quick)' if cfg.quick else ''}, torch threads "
@@ -757,7 +836,9 @@ def run(cfg: BenchConfig) -> Rows:
     bench_training(cfg, rows)
     sampled = bench_sampling(cfg, rows)
     bench_kernels(cfg, rows, sampled)
-    if cfg.figures:
+    if timings is not None:
+        figures_from_timings(*timings, rows)
+    elif cfg.figures:
         bench_figures(cfg, rows)
     add_targets(rows)
     return rows
@@ -778,6 +859,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default=None,
                     help="profile of the model and notebook sizes (default: default; "
                          "--quick: smoke)")
+    ap.add_argument("--notebook-timings", nargs=2, metavar=("COLD", "WARM"), default=None,
+                    help="report the notebooks from two timings tables of make figures runs "
+                         "(empty cache, then filled) instead of executing them")
     ap.add_argument("--ddim-steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's own default, reported)")
@@ -807,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["PAPER_LIB_CACHE"] = tmp_cache
     t0 = time.perf_counter()
     try:
-        rows = run(cfg)
+        rows = run(cfg, a.notebook_timings)
     finally:
         if tmp_cache is not None:
             shutil.rmtree(tmp_cache, ignore_errors=True)

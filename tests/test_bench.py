@@ -27,6 +27,10 @@ def test_quick_run_without_references_or_notebooks(tmp_path):
     assert {"env", "train", "flops", "sample", "kernel", "target"} <= set(df.group)
     assert rows.get("train", "diffusion-unet", "trajectories_per_s") > 0
     assert rows.get("flops", "diffusion-unet", "flops_per_step") > 0
+    assert rows.get("train", "diffusion-unet 1 thread", "trajectories_per_s") > 0
+    side = df[(df.group == "train") & df.item.str.endswith("x 1 thread")]
+    assert set(side.metric) == {"trajectories_per_s", "ratio_over_threaded"}
+    assert (side.value > 0).all()
     assert 0 < rows.get("flops", "diffusion-unet", "utilisation") < 10
     assert rows.get("sample", "ddim", "trajectories_per_s") > 0
     assert 0 <= rows.get("sample", "ddpm-vs-ddpm", "tv") <= 1
@@ -111,6 +115,24 @@ def test_missing_reference_is_reported(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     assert bench.ddp_unet1d() == (None, "not installed")
     assert bench.diffusers_unet1d() == (None, "not installed")
+
+
+def test_notebook_rows_from_make_figures_timings(tmp_path):
+    cold, warm = tmp_path / "cold.csv", tmp_path / "warm.csv"
+    for path, secs in ((cold, [100.0, 200.0, 250.0]), (warm, [3.0, 4.0, 5.0])):
+        for nb, sec in zip(["01_a", "02_b", "02_b"], secs):   # 02_b ran twice: the last counts
+            runnb.append_timing(path, dict(zip(runnb.TIMING_COLUMNS,
+                                               [nb, "default", sec, 500.0, "/c", "t"])))
+    rows = bench.Rows()
+    bench.figures_from_timings(cold, warm, rows)
+    assert rows.get("notebook", "02_b", "cold_seconds") == 250.0
+    assert rows.get("notebook", "make figures", "cold_seconds") == 350.0
+    assert rows.get("notebook", "make figures", "warm_seconds") == 8.0
+    verdicts = {label: v for label, _, v in bench.add_targets(rows)}
+    assert verdicts["make figures cold <= 20 min"].startswith("PASS")
+    assert verdicts["make figures warm <= 10 s"].startswith("PASS")
+    with pytest.raises(ValueError, match="no timings"):
+        bench.figures_from_timings(tmp_path / "missing.csv", warm, bench.Rows())
 
 
 def test_append_timing_writes_one_header(tmp_path):
