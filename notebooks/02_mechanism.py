@@ -31,7 +31,6 @@
 profile = "default"
 
 # %%
-import time
 from functools import partial
 
 import altair as alt

@@ -32,6 +32,7 @@ locality (e.g. the model's own sample-to-data distance) without looking at the m
 from __future__ import annotations
 
 import inspect
+import time
 
 import numpy as np
 
@@ -369,18 +370,20 @@ def make_kernel(name: str, **params) -> Kernel:
 
 # ----------------------------------------------------------------------------- prediction
 
-PREDICT_VERSION = 1  # bump when a change here or in a kernel changes predicted values
+PREDICT_VERSION = 2  # bump when a change here or in a kernel changes predicted values
 
 
 def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.random.Generator,
-            chunk: int = 8192, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+            chunk: int = 8192, use_cache: bool = True, timed: bool = False):
     """Predicted histogram of the quantity: p̂ = histogram of task.measure(x'), x' = K(x) applied
     ``draws`` times to every trajectory of ``dataset.X``.
 
     Returns (p̂ (bins.n + 2,), predicted q values (len(dataset) * draws,), draw-major: entry
-    d * n + i is draw d of trajectory i). The kernel sees the whole dataset once per draw when it
-    has at most ``chunk`` trajectories (so ``neighbour`` reuses its training-set index), else
-    consecutive blocks of ``chunk`` trajectories; memory is O(chunk · T · C).
+    d * n + i is draw d of trajectory i), and with ``timed`` also the seconds the prediction took
+    to compute (when it was computed: a cached prediction reports the original cost). The kernel
+    sees the whole dataset once per draw when it has at most ``chunk`` trajectories (so
+    ``neighbour`` reuses its training-set index), else consecutive blocks of ``chunk``
+    trajectories; memory is O(chunk · T · C).
 
     The q values are cached (``use_cache``) under the task, a hash of X, the kernel's
     ``fingerprint()``, ``draws``, ``chunk`` and the state of ``rng``; a cached call leaves ``rng``
@@ -392,20 +395,22 @@ def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.rando
     draws = int(draws)
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
-    if not (use_cache and hasattr(kernel, "fingerprint")):
-        q = _predict_q(task, X, kernel, draws, rng, chunk)
-        return histogram(q, bins), q
-    spec = {"task": task, "X": cache.fingerprint(X), "kernel": kernel.fingerprint(),
-            "draws": draws, "chunk": int(chunk), "rng": rng.bit_generator.state,
-            "v": PREDICT_VERSION}
 
     def build():
+        t0 = time.perf_counter()
         q = _predict_q(task, X, kernel, draws, rng, chunk)
-        return {"q": q, "rng": rng.bit_generator.state}
+        return {"q": q, "rng": rng.bit_generator.state, "seconds": time.perf_counter() - t0}
 
-    entry = cache.memo("prediction", spec, build)
-    rng.bit_generator.state = entry["rng"]
-    return histogram(entry["q"], bins), entry["q"]
+    if use_cache and hasattr(kernel, "fingerprint"):
+        spec = {"task": task, "X": cache.fingerprint(X), "kernel": kernel.fingerprint(),
+                "draws": draws, "chunk": int(chunk), "rng": rng.bit_generator.state,
+                "v": PREDICT_VERSION}
+        entry = cache.memo("prediction", spec, build)
+        rng.bit_generator.state = entry["rng"]
+    else:
+        entry = build()
+    out = (histogram(entry["q"], bins), entry["q"])
+    return (*out, float(entry["seconds"])) if timed else out
 
 
 def _predict_q(task, X, kernel, draws, rng, chunk) -> np.ndarray:

@@ -1,7 +1,9 @@
 """One altair theme and saving: every figure is written as SVG, PNG and the tidy CSV behind it.
 
 ``save(chart, name)`` renders offline through vl-convert into temporary files and renames them
-into place only when all three succeeded, so a failure leaves no partial figure behind.
+into place only when all three succeeded, so a failure leaves no partial figure behind. Renders
+are cached by a hash of the Vega-Lite spec (data included), the scale and vl-convert's version:
+a rerun that draws the same chart does not render it again.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
+from . import cache
 from .cache import atomic_write_bytes
 
 __all__ = ["theme", "output_dir", "set_output_dir", "save", "save_table", "update_table",
@@ -84,15 +87,12 @@ def save(chart: alt.TopLevelMixin, name: str, data: pd.DataFrame | None = None,
     ``data`` is the tidy table behind the chart; by default the chart's own DataFrame (for
     compound charts, its parts' frames concatenated). Returns the three paths.
     """
-    import vl_convert as vlc
-
     _check_name(name)
     table = data if data is not None else _chart_data(chart)
     if table is None:
         raise ValueError(f"figure {name!r}: pass data= (the chart has no DataFrame of its own)")
     spec = chart.to_json()
-    svg = vlc.vegalite_to_svg(spec).encode()  # render everything first: no file is touched yet
-    png = vlc.vegalite_to_png(spec, scale=scale)
+    svg, png = _render(spec, scale)  # render everything first: no file is touched yet
     buf = io.StringIO()
     table.to_csv(buf, index=False, float_format="%.6g", lineterminator="\n")
     out = output_dir()
@@ -100,6 +100,19 @@ def save(chart: alt.TopLevelMixin, name: str, data: pd.DataFrame | None = None,
     for ext, blob in (("csv", buf.getvalue().encode()), ("svg", svg), ("png", png)):
         atomic_write_bytes(paths[ext], blob)
     return paths
+
+
+def _render(spec: str, scale: float) -> tuple[bytes, bytes]:
+    """(SVG, PNG) of a Vega-Lite JSON spec, from the cache when this spec was rendered before."""
+    import hashlib
+
+    import vl_convert as vlc
+
+    key = {"spec": hashlib.sha256(spec.encode()).hexdigest(), "scale": float(scale),
+           "vl_convert": getattr(vlc, "__version__", "unknown")}
+    out = cache.memo("render", key, lambda: {"svg": vlc.vegalite_to_svg(spec).encode(),
+                                             "png": vlc.vegalite_to_png(spec, scale=scale)})
+    return out["svg"], out["png"]
 
 
 def save_table(df: pd.DataFrame, name: str) -> Path:

@@ -206,6 +206,8 @@ def test_predictions_are_cached_by_kernel_data_and_rng_state(cone, monkeypatch):
         np.testing.assert_array_equal(p1, p2)
         # the caller's generator ends where the computation left it, cached or not
         assert r1.integers(2 ** 62) == r2.integers(2 ** 62) == r3.integers(2 ** 62)
+        *_, s1 = K.predict(task, X, k, 2, bins, _rng(7), timed=True)   # the cost when computed
+        assert s1 > 0 and len(calls) == 2
     calls.clear()
     base = K.white(0.02)
     K.predict(task, X, base, 1, bins, _rng(1))

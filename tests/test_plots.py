@@ -37,6 +37,24 @@ def test_failed_render_leaves_no_partial_file(monkeypatch):
     assert not out.exists() or not list(out.iterdir())
 
 
+def test_renders_are_cached_by_spec(monkeypatch):
+    import vl_convert
+
+    first = plots.save(chart(), "cached")
+    svg, png = first["svg"].read_bytes(), first["png"].read_bytes()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("rendered again")
+
+    monkeypatch.setattr(vl_convert, "vegalite_to_svg", fail)
+    monkeypatch.setattr(vl_convert, "vegalite_to_png", fail)
+    again = plots.save(chart(), "cached_again")            # same spec: from the cache
+    assert again["svg"].read_bytes() == svg and again["png"].read_bytes() == png
+    other = chart().properties(title="another chart")
+    with pytest.raises(RuntimeError, match="rendered again"):
+        plots.save(other, "other")
+
+
 def test_chart_without_data_needs_data_argument():
     c = alt.Chart(alt.UrlData("x.csv")).mark_point().encode(x="a:Q")
     with pytest.raises(ValueError, match="pass data="):
