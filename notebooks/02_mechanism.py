@@ -296,8 +296,9 @@ print(seed_summary.round(3).to_string(index=False))
 # and the table counts the bins that gain (or lose) mass in every seed beyond its bootstrap
 # noise. Those bins are the systematic part — the part a mechanism has to explain. For `cone` the
 # consistent bins form one picture (short paths lose, middle-to-long paths gain); for `logistic`
-# the consistent gains are isolated peaks; for `sine` only a few bins near the edges of the support
-# are consistent.
+# the consistent gains are isolated peaks; for `sine` only a handful of bins are consistent, most
+# of them near the ends of the support (gains near f ≈ 1.2 and 3.6–3.8, which notebook 03 follows
+# up).
 #
 # ## 4. The alternative explanations
 #
@@ -402,8 +403,9 @@ print(verdict.round(3).to_string(index=False))
 #   off. On `sine` the change over training is within the noise.
 # * **Width** and **dataset size** (on `cone`) do not change it beyond the noise: neither too
 #   little capacity nor too little data explains the drift.
-# * **The sampler**: deterministic DDIM with fewer steps drifts somewhat less than ancestral DDPM
-#   on every task, a change within our (conservative) 2× noise-floor threshold. On `sine`, though,
+# * **The sampler**: deterministic DDIM with 20–50 steps drifts somewhat less than ancestral DDPM
+#   on `cone` and `sine` and about as much on `logistic` (more with 10 steps), every change within
+#   our (conservative) 2× noise-floor threshold. On `sine`, though,
 #   DDIM brings the drift down to the noise floor: the small `sine` drift cannot be firmly
 #   attributed to the model rather than to the stochastic sampler.
 # * **Memorisation** is ruled out by `nn_ratio` ≈ 1 (section 1).
