@@ -454,8 +454,13 @@ print(verdict.round(3).to_string(index=False))
 #   of the drift in most bins right (`rho` high for `denoise`, matched) but explains little of its
 #   size; data-only kernels explain nothing. Only non-local denoising "predicts" it, which proves
 #   nothing. Notebook 02 found the sine drift small and partly a sampler effect.
-# * **Data-only kernels** (white, smooth, spectral, neighbour) explain at most ~10% of any
-#   drift, calibrated or not: isotropic or data-shaped noise is not the model's error.
+# * **Data-only kernels** (white, smooth, spectral, neighbour) explain little of the diffusion
+#   models' drift on `sine` and `cone` (EDF ≤ 0.15, calibrated or not): isotropic or data-shaped
+#   noise is not those models' error. `logistic` is the exception for every class: the growth
+#   rate is so sensitive to any local perturbation that data-only noise recovers part of the
+#   drift (U-Net ≤ 0.26, MLP 0.54), and most of the VAE's (smooth noise, EDF ≈ 0.8 even held
+#   out) — the VAE's samples are smoothed near-copies of the data (`nn_ratio` 0.36), which is
+#   what a smooth kernel does.
 # * **Held-out forecasts fail** at this budget. Localities carried over from other tasks and
 #   denoisers from a differently curated model give EDF near zero or negative: the held-out
 #   denoiser reproduces the drift of *its own* dataset, not of this one. The claim "we can
@@ -585,20 +590,21 @@ chart
 # ### What the longer training shows (default profile)
 #
 # * **`sine`: part under-training, part a frequency bias.** The drift falls with training
-#   (TV 0.14 → 0.12 → 0.095 at 1×, 2× and 4× the default budget; noise floor ≈ 0.055), and the
-#   model's own denoiser at its own error scale explains more of what is left (matched EDF 0.23 at
-#   4×, against 0.12 for the default model). But the same frequencies keep gaining at every
-#   budget — f ≈ 1.2 and 3.6–3.8, with troughs near 2.4 and 3.9 (figure) — while the rest
+#   (TV 0.14 → 0.11 → 0.086 at 1×, 2× and 4× the default budget; noise floor ≈ 0.055), and the
+#   model's own denoiser at its own error scale explains more of what is left (matched EDF 0.20 at
+#   4×, against 0.10 for the default model). But the same frequencies keep gaining at every
+#   budget — f ≈ 1.2 and 3.6–3.8, with troughs near 2.4–2.6 and 3.9 (figure) — while the rest
 #   shrinks: a preference of the
 #   U-Net for some frequencies on a 64-step window that training does not remove at this scale.
 #   Such a bias is not a local error of individual trajectories, so no local kernel of the data
 #   can forecast it; it belongs to the architecture (a spectral or convolution-length bias is
 #   our guess, not tested here).
-# * **`cone`: the drift does not go away; it changes shape.** TV falls from 0.26 to ≈ 0.19 by 2×
-#   and stays there at 4×, while the pattern moves: at 1× the mid-to-long distances (4–5) gain,
-#   at 4× distances near 3 and 5.5 gain and both ends of the range lose. The model's error scale
-#   shrinks (`nn_ratio` 1.55 → 1.21) and its own local denoiser explains a quarter of the drift
-#   (matched EDF 0.27, against 0.14 for the default model). So with training the cone drift
-#   becomes *more* local, but most of it is still not a local error at this model size.
+# * **`cone`: the drift does not go away; it changes shape.** TV falls from 0.25 to ≈ 0.20 by 2×
+#   and stays there at 4×, while the pattern moves: at 1× the mid-to-long distances (3.3–5.1)
+#   gain, at 4× distances near 2.7–3.5 and 5.1–5.5 gain and both ends of the range lose. The
+#   model's error scale shrinks (`nn_ratio` 1.58 → 1.20) and its own local denoiser explains a
+#   quarter of the drift (matched EDF 0.26, against 0.16 for the default model). So with training
+#   the cone drift becomes *more* local, but most of it is still not a local error at this model
+#   size.
 # * Neither task reaches the target with more training within a laptop budget; the paper profile
 #   (more steps, wider nets) is the place to follow these trends further.

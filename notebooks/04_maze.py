@@ -61,7 +61,7 @@ parallel.run_all([*planner_jobs.values(), other_job])
 # %% [markdown]
 # The default layout is `medium`: its paths branch and double back, so travel distances spread
 # over a wide range (1 to 10 cells) on a horizon of 64 frames that a small U-Net trains on in
-# about a minute on a laptop CPU; `umaze` has too few distinct routes and `large` needs a longer
+# a minute or two on one laptop core; `umaze` has too few distinct routes and `large` needs a longer
 # horizon. The `smoke` profile uses `umaze` with 16 frames so CI stays fast.
 #
 # ## The maze, the controller and its demonstrations
@@ -426,16 +426,16 @@ print(f"Jensen: matched white noise (locality {w.locality:.2f}) lengthens paths 
 # %% [markdown]
 # ### What this says (default profile: `medium`, 3 seeds, 1,200 training steps)
 #
-# * **Plans look right, mostly.** About 80% of plans are plausible (no wall entered or crossed,
-#   no jump faster than the point mass, end at the goal); nearly all the others touch or cross a
-#   wall (`no_wall_crossed` is within 1–2 points of `plausible`). The drift
+# * **Plans look right, mostly.** About three quarters to four fifths of plans are plausible (no
+#   wall entered or crossed, no jump faster than the point mass, end at the goal); most of the
+#   others touch or cross a wall (`no_wall_crossed` is within 1–5 points of `plausible`). The drift
 #   below is the same on the plausible plans alone (`tv_plausible_only`), so it is not carried by
 #   the broken ones.
 # * **The distance histogram drifts far beyond noise**: TV ≈ 0.3 to the curated prior against a
 #   noise floor of ≈ 0.04, in every seed. Short trips (under ~2.8 cells) almost vanish and the
-#   longest bin loses mass; the middle of the range gains. Plans are longer than the
-#   demonstration with the same start and goal in 50–80% of pairs (mean +0.2 to +1.0 cells,
-#   depending on the seed). Almost no plan exceeds the curated maximum (≈ 0.4%): here "too long
+#   middle of the range (4.6–8.2 cells) gains in every seed. Plans are longer than the
+#   demonstration with the same start and goal in 55–85% of pairs (mean +0.3 to +1.2 cells,
+#   depending on the seed). Almost no plan exceeds the curated maximum (≈ 1%): here "too long
 #   too often" means short trips planned as medium ones, not plans beyond the range.
 # * **Why, from the split at the arrival frame:** every plan keeps moving after the moment its
 #   demonstration has arrived and stands still — 1–2 cells of extra length, most for short trips,
@@ -447,11 +447,11 @@ print(f"Jensen: matched white noise (locality {w.locality:.2f}) lengthens paths 
 #   displacement equals the planner's own `nn_ratio`) forecasts the drift almost entirely (EDF ≈
 #   0.9, TV(p̂, p_model) ≈ 0.02): the target is met by a *local* kernel, as for the logistic map in
 #   notebook 03. Because the planner's plans are nearly determined by their ends, even t\* = 60
-#   stays local here (locality ≈ 3). Data-only kernels explain at most ≈ 20% (calibrated), and
-#   white noise at the planner's own scale overshoots the lengthening ~70-fold: the planner's
+#   stays local here (locality ≈ 3). Data-only kernels explain at most ≈ 25% (calibrated), and
+#   white noise at the planner's own scale overshoots the lengthening ~40-fold: the planner's
 #   errors are smooth, not white, so the Jensen argument gives the direction for short trips but
 #   not the size.
-# * **Held-out forecasts fail** again (EDF ≤ 0.11): data-only localities carried over from the
+# * **Held-out forecasts fail** again (EDF ≤ 0.13): data-only localities carried over from the
 #   synthetic tasks, and the denoiser of a planner trained on the longer 75% of the range, do not
 #   forecast this planner's drift. Forecasting *before training* is not supported here; explaining
 #   the drift by the trained planner's local error is.
