@@ -54,8 +54,8 @@ model_jobs.update({("diffusion-unet", s): partial(drift.standard_run, "pendulum"
                                                   P, seed=s) for s in P.seeds})
 other_job = partial(drift.train, "pendulum", "diffusion-unet", P,
                     task_params={"lo": lo_o, "hi": TASK.hi})
-unets_first = sorted(model_jobs, key=lambda key: key[0] != "diffusion-unet")
-parallel.run_all([*(model_jobs[key] for key in unets_first), other_job])
+unets = [job for key, job in model_jobs.items() if key[0] == "diffusion-unet"]
+parallel.run_all([*unets, other_job, *(job for job in model_jobs.values() if job not in unets)])
 
 # %% [markdown]
 # ## What the motions look like
