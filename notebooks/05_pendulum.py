@@ -340,7 +340,7 @@ print(pd.DataFrame(verdict).round(3).to_string(index=False))
 #
 # * **The motions look like a pendulum's only loosely.** The bobs swing and loop over the right
 #   region (figure above) and the angular velocities stay bounded (`omega_bounded` ≈ 100% for
-#   the diffusion models), and two thirds of the U-Net's motions have angle increments consistent
+#   the diffusion models), and 60–70% of the U-Net's motions have angle increments consistent
 #   with their angular velocities (`kinematics`). But no model keeps both sin/cos pairs on the
 #   unit circle in every frame (`unit_circle` = 0%): the U-Net's typical per-frame deviation
 #   |sin² + cos² − 1| (`median_circle_dev`) is ≈ 0.06, just above the 0.05 tolerance, so about half of
@@ -349,23 +349,24 @@ print(pd.DataFrame(verdict).round(3).to_string(index=False))
 #   (`plausible` = 0). These are small CPU models trained for 1,200 steps; the paper profile is
 #   where to check whether the conservation checks come within reach. The "looks right, measures
 #   wrong" claim therefore holds here only in a weak form: the kinematically consistent motions
-#   drift even more than all of them (`tv_kinematic_only` ≈ 0.31–0.32 for the U-Net against
-#   0.16–0.21), though that subset is selected by a check that may pass some energies more
+#   drift even more than all of them (`tv_kinematic_only` ≈ 0.32–0.34 for the U-Net against
+#   0.18–0.19), though that subset is selected by a check that may pass some energies more
 #   easily than others, which we did not separate.
-# * **The energy drifts beyond noise** for every class: TV ≈ 0.16–0.21 for the diffusion models
+# * **The energy drifts beyond noise** for every class: TV ≈ 0.17–0.19 for the diffusion models
 #   (noise floor ≈ 0.055), 0.33–0.35 for the VAE and the Transformer, whose motions leave the
-#   prior's range far more often. For the U-Net the mean energy falls by ≈ 2 J in every seed:
+#   prior's range far more often. For the U-Net the mean energy falls by 1.5–2 J in every seed:
 #   the top of the range (above ≈ 5 J) loses mass in every seed, and so does the very bottom bin,
-#   while the low regular energies just above it gain. In the regimes of the prior, the regular
-#   one gains (≈ 0.40–0.44 against 0.35) at the expense of the chaotic one.
+#   while the low regular energies just above it gain, and so do energies near 0 J. In the
+#   regimes of the prior, the regular
+#   one gains (≈ 0.41–0.43 against 0.35) at the expense of the chaotic one.
 # * **The kernel:** the model's own denoiser explains most of the U-Net's drift at a locality
-#   within 1.5× its `nn_ratio` (calibrated, t\* = 60: EDF ≈ 0.68, TV(p̂, p_model) ≈ 0.07 — the
+#   within 1.5× its `nn_ratio` (calibrated, t\* = 60: EDF ≈ 0.68, TV(p̂, p_model) ≈ 0.06 — the
 #   target is met; ᾱ(60) ≈ 0.33, so this is a large noise level that still moves a motion by only
 #   ≈ 1.3 data spacings, because the data is spread thinly in 384 dimensions), and about half of
-#   it at exactly the model's own error scale (matched, t\* = 30: EDF ≈ 0.49, TV ≈ 0.11). The
-#   same holds for the MLP denoiser (EDF ≈ 0.56 calibrated). Data-only kernels explain at most
+#   it at exactly the model's own error scale (matched, t\* = 30: EDF ≈ 0.46, TV ≈ 0.10). The
+#   same holds for the MLP denoiser (EDF ≈ 0.60 calibrated). Data-only kernels explain at most
 #   ≈ 20–40% (`neighbour`, calibrated) and white or smooth noise at the model's own scale makes
 #   the forecast *worse* than the prior (EDF < 0): the kinetic energy is quadratic in ω, so
 #   zero-mean noise on ω can only raise it on average (Jensen again), while the models lower E.
-# * **Held-out forecasts fail** (EDF ≤ 0.15), as in notebooks 03 and 04: a denoiser trained on
+# * **Held-out forecasts fail** (EDF ≤ 0.02), as in notebooks 03 and 04: a denoiser trained on
 #   the upper 75% of the energy range forecasts the drift of *its own* prior, not this one.

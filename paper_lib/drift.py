@@ -112,10 +112,14 @@ def histogram_with_band(q: np.ndarray, bins: metrics.Bins, profile: Profile,
 def nn_ratio(X: np.ndarray, train: np.ndarray, n_ref: int = 2000) -> float:
     """The model's own error scale: mean distance from a sample (the first ``n_ref`` of X) to its
     nearest training trajectory, in units of the data spacing (``kernels.data_spacing``, the same
-    unit as a kernel's locality). Flattened trajectories in task units."""
+    unit as a kernel's locality). Flattened trajectories in task units. Cached by a hash of both
+    arrays."""
     from .kernels import data_spacing
 
-    return float(metrics.nn_distances(X[:n_ref], train).mean() / data_spacing(train, n_ref))
+    spec = {"X": cache.fingerprint(np.asarray(X[:n_ref], np.float32)),
+            "train": cache.fingerprint(np.asarray(train, np.float32)), "n_ref": int(n_ref)}
+    return cache.memo("nn_ratio", spec, lambda: float(
+        metrics.nn_distances(X[:n_ref], train).mean() / data_spacing(train, n_ref)))
 
 
 def drift_row(run: Run, X: np.ndarray, profile: Profile, model: str | None = None,

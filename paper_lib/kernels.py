@@ -457,15 +457,24 @@ def data_spacing(train: np.ndarray, n_ref: int = 2000, rng: np.random.Generator 
                  chunk: int = 1024) -> float:
     """Mean nearest-neighbour distance between training trajectories (flattened Euclidean, task
     units, self excluded): ``n_ref`` of them drawn without replacement (``rng``, default seed 0)
-    against the whole set (all of them when n_ref >= n)."""
+    against the whole set (all of them when n_ref >= n). Cached when ``rng`` is None."""
+    from . import cache
+
     train = _check_X(train)
     n = len(train)
     if n < 2:
         raise ValueError("data_spacing needs at least 2 trajectories")
-    rng = np.random.default_rng(0) if rng is None else rng
-    ref = np.arange(n) if n_ref >= n else np.sort(rng.choice(n, int(n_ref), replace=False))
-    d, _ = knn(train[ref], train, k=1, exclude=ref, chunk=chunk)
-    return float(d.mean())
+
+    def compute(g):
+        ref = np.arange(n) if n_ref >= n else np.sort(g.choice(n, int(n_ref), replace=False))
+        d, _ = knn(train[ref], train, k=1, exclude=ref, chunk=chunk)
+        return float(d.mean())
+
+    if rng is not None:
+        return compute(rng)
+    spec = {"train": cache.fingerprint(train), "n_ref": int(n_ref), "chunk": int(chunk),
+            "v": PREDICT_VERSION}
+    return cache.memo("spacing", spec, lambda: compute(np.random.default_rng(0)))
 
 
 def calibrate(family: str, make, p_model: np.ndarray, task, dataset, bins: Bins, scales,

@@ -49,8 +49,23 @@ def run_all(jobs: list[Callable[[], object]], n_workers: int | None = None) -> N
     """Call every job (a picklable callable without arguments, e.g. a ``functools.partial`` of
     ``drift.train``) for its side effect on the cache, at most ``n_workers`` (default
     :func:`workers`) at once in spawned processes, in the order given (put the longest first).
-    With one worker or one job everything runs here. A failing job raises here once the others
-    have finished."""
+
+    Each job is first tried here with ``models.cache_only``: a job whose models are all cached
+    just loads them, and only the others go to the workers (starting a worker costs seconds).
+    With one worker or one job left, everything runs here. A failing job raises here once the
+    others have finished."""
+    from .models.train import NotCached, cache_only
+
+    missing = []
+    for job in jobs:
+        try:
+            with cache_only():
+                job()
+        except NotCached:
+            missing.append(job)
+    jobs = missing
+    if not jobs:
+        return
     n = min(n_workers or workers(), len(jobs))
     if n <= 1:
         for job in jobs:

@@ -193,3 +193,21 @@ def test_condition_frames_train_on_clean_ends_and_keep_old_cache_keys(env):
     values[:, -1] = [[1.0, -1.0], [0.5, 0.5], [-2.0, 0.0]]
     out = sample(tr, 3, seed=0, inpaint=(mask, values))
     np.testing.assert_array_equal(out[:, mask], values[:, mask])
+
+
+@pytest.mark.parametrize("kind", MODEL_CLASSES)
+def test_results_do_not_depend_on_the_thread_count(env, trained, kind):
+    """Training pins itself to one thread, and sampling gives the same bits on one or two
+    threads: a figure does not depend on the machine's core count or OMP_NUM_THREADS."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        tr2 = fit(make_spec(kind, SMOKE, **TINY), env, SMOKE, seed=3, use_cache=False)
+        a = sample(tr2, 300, seed=1)
+        torch.set_num_threads(1)
+        tr1 = fit(make_spec(kind, SMOKE, **TINY), env, SMOKE, seed=3, use_cache=False)
+        assert tr1.fingerprint() == tr2.fingerprint()
+        np.testing.assert_array_equal(a, sample(tr2, 300, seed=1))
+        assert torch.get_num_threads() == 1       # fit restores the caller's thread count
+    finally:
+        torch.set_num_threads(threads)

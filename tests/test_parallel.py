@@ -37,6 +37,26 @@ def test_models_trained_in_workers_equal_those_trained_here():
         torch.set_num_threads(threads)
 
 
+def test_cached_jobs_run_here_without_workers(monkeypatch):
+    P = paper_lib.get_profile("smoke")
+    jobs = [partial(drift.train, "cone", "vae", P, seed=s) for s in (0, 1)]
+    jobs[0]()                                   # one model cached, one not
+    started = []
+    real = parallel.ProcessPoolExecutor
+
+    def pool(*args, **kwargs):
+        started.append(kwargs.get("max_workers", args[0] if args else None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", pool)
+    parallel.run_all(jobs, n_workers=2)         # the missing one alone: trained here
+    assert started == [] and all(job().trained.from_cache for job in jobs)
+    parallel.run_all(jobs, n_workers=2)         # everything cached: no worker either
+    assert started == []
+    with paper_lib.models.train.cache_only(), pytest.raises(paper_lib.models.train.NotCached):
+        drift.train("cone", "vae", P, seed=2)
+
+
 def _fail():
     raise RuntimeError("job failed")
 

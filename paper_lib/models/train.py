@@ -10,6 +10,8 @@ so the thread count does not matter).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import io
 import math
@@ -31,9 +33,26 @@ from .nets import MLPDenoiser, UNet1D
 from .sequence import ARTransformer, TrajectoryVAE
 from .spec import MODEL_CODE_VERSION, ModelSpec, make_spec
 
-__all__ = ["Trained", "fit", "build", "default_device", "CHECKPOINT_SECONDS"]
+__all__ = ["Trained", "fit", "build", "default_device", "cache_only", "NotCached",
+           "CHECKPOINT_SECONDS"]
 
 CHECKPOINT_SECONDS = 30.0
+_CACHE_ONLY = contextvars.ContextVar("cache_only", default=False)
+
+
+class NotCached(LookupError):
+    """Raised by ``fit`` inside :func:`cache_only` when the model would have to be trained."""
+
+
+@contextlib.contextmanager
+def cache_only():
+    """Within this block ``fit`` loads cached models and raises :class:`NotCached` instead of
+    training (``paper_lib.parallel`` uses it to send only the missing models to workers)."""
+    token = _CACHE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHE_ONLY.reset(token)
 
 
 @dataclass
@@ -233,6 +252,8 @@ def fit(spec: ModelSpec | str, dataset, profile: str | Profile = "default", seed
         hit = cache.load("model", key)
         if hit is not None:
             return _trained(hit, from_cache=True)
+        if _CACHE_ONLY.get():
+            raise NotCached(f"{spec.kind} on {task.name} (seed {seed}) is not in the cache")
         with cache.locked("model", key):   # another process may be training the same model
             hit = cache.load("model", key)
             if hit is not None:
