@@ -21,9 +21,10 @@ Everything is measured in one run, so that the ratios hold on a noisy machine:
    it is there), with the TV between their q-histograms next to the TV between two DDPM sample
    sets of different seeds (the noise reference): faster sampling must not change the science;
 4. **kernels**: the time of a kernel prediction (``kernels.predict`` over ``kernel_n``
-   trajectories × ``kernel_draws``) of every family (``denoise`` at the smallest t*) against
-   train + DDPM-sample time of the model it predicts; the one-off setup of ``spectral`` (residual
-   spectrum) and ``neighbour`` (kNN index) is reported and counted separately;
+   trajectories × ``kernel_draws``, computed, never loaded from the cache) of every family
+   (``denoise`` at the smallest t*) against train + DDPM-sample time of the model it predicts;
+   the one-off setup of ``spectral`` (residual spectrum) and ``neighbour`` (kNN index) is
+   reported and counted separately;
 5. **notebooks**: every notebook executed as ``make figures`` does (``paper_lib.runnb``), first
    with a fresh empty cache (cold) and then again (warm), with wall time and peak memory per
    notebook and in total. Cache and figure output go to a temporary folder
@@ -496,7 +497,8 @@ def bench_training(cfg: BenchConfig, rows: Rows) -> None:
                  "forward + backward, FlopCounterMode")
         rows.add("flops", name, "achieved_flop_per_s", achieved, "FLOP/s")
         rows.add("flops", name, "utilisation", achieved / peak, "fraction", "achieved / GEMM")
-    bench_side_by_side(cfg, rows, float(np.median(rates["diffusion-unet"])))
+    bench_side_by_side(cfg, rows, float(np.median(rates["diffusion-unet"])),
+                       flops["diffusion-unet"] / spec.batch_size, peak)
 
 
 def _single_thread_rate(profile, steps: int, warmup: int) -> float:
@@ -522,7 +524,8 @@ def _single_thread_rate(profile, steps: int, warmup: int) -> float:
     return steps * spec.batch_size / (time.perf_counter() - t0)
 
 
-def bench_side_by_side(cfg: BenchConfig, rows: Rows, rate_here: float) -> None:
+def bench_side_by_side(cfg: BenchConfig, rows: Rows, rate_here: float,
+                       flops_per_trajectory: float | None = None, peak: float | None = None) -> None:
     """How ``models.fit`` trains: one thread per model, several models side by side
     (``paper_lib.parallel``). Times our U-Net's step on one thread alone, then in as many
     processes at once as ``parallel.workers()``, against the multi-threaded rate measured above."""
@@ -547,6 +550,10 @@ def bench_side_by_side(cfg: BenchConfig, rows: Rows, rate_here: float) -> None:
     rows.add("train", f"diffusion-unet {n} x 1 thread", "ratio_over_threaded",
              sum(together) / rate_here, "x", f"against one process with "
              f"{rows.get('env', 'torch', 'threads'):.0f} threads (the row diffusion-unet)")
+    if flops_per_trajectory and peak:
+        rows.add("flops", f"diffusion-unet {n} x 1 thread", "utilisation",
+                 sum(together) * flops_per_trajectory / peak, "fraction",
+                 "achieved / GEMM, training as models.fit does (side by side)")
 
 
 # ----------------------------------------------------------------------------- 3: sampling
@@ -653,7 +660,8 @@ def bench_kernels(cfg: BenchConfig, rows: Rows, sampled: dict) -> None:
         secs = []
         for r in range(cfg.kernel_reps):
             t1 = time.perf_counter()
-            kernels.predict(task, sub, k, P.kernel_draws, bins, rng(0, "bench-predict", family, r))
+            kernels.predict(task, sub, k, P.kernel_draws, bins, rng(0, "bench-predict", family, r),
+                            use_cache=False)
             secs.append(time.perf_counter() - t1)
         pred = float(np.median(secs))
         scale = (f"t*={t_star}" if family == "denoise"
@@ -763,8 +771,8 @@ TARGETS = [
      ("train", "ddp-Unet1D", "ratio_ours_over_ref"), ">=", 1.0, "x"),
     ("U-Net step >= diffusers UNet1DModel",
      ("train", "diffusers-UNet1DModel", "ratio_ours_over_ref"), ">=", 1.0, "x"),
-    ("U-Net utilisation >= 20% of GEMM", ("flops", "diffusion-unet", "utilisation"), ">=", 0.2,
-     "fraction"),
+    ("U-Net utilisation >= 20% of GEMM (side by side, as models.fit trains)",
+     lambda rows: _side_by_side_utilisation(rows), ">=", 0.2, "fraction"),
     ("data-only kernels >= 100x cheaper than train+sample (incl. setup)",
      lambda rows: min([rows.get("kernel", f, "speedup_with_setup") for f in DATA_ONLY],
                       default=float("nan")), ">=", 100, "x"),
@@ -772,6 +780,16 @@ TARGETS = [
      lambda rows: _ratio(rows.get("sample", "ddim-vs-ddpm", "tv"),
                          rows.get("sample", "ddpm-vs-ddpm", "tv")), "<=", 1.5, "x noise"),
 ]
+
+
+def _side_by_side_utilisation(rows: Rows) -> float:
+    """Utilisation of the side-by-side training rows (bench_side_by_side), else of the
+    single-process step."""
+    df = rows.frame()
+    side = df[(df.group == "flops") & df.item.str.endswith("x 1 thread")
+              & (df.metric == "utilisation")]
+    return float(side.value.iloc[-1]) if len(side) else rows.get("flops", "diffusion-unet",
+                                                                   "utilisation")
 
 
 def _ratio(a: float, b: float) -> float:

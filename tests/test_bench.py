@@ -54,7 +54,11 @@ def test_targets_pass_fail_and_missing():
     verdicts = {label: v for label, _, v in bench.add_targets(rows)}
     assert verdicts["make figures cold <= 20 min"].startswith("PASS")
     assert verdicts["make figures warm <= 10 s"].startswith("FAIL")
-    assert verdicts["U-Net utilisation >= 20% of GEMM"].startswith("n/a")
+    assert verdicts["U-Net utilisation >= 20% of GEMM (side by side, as models.fit trains)"]\
+        .startswith("n/a")
+    rows.add("flops", "diffusion-unet", "utilisation", 0.1)
+    rows.add("flops", "diffusion-unet 2 x 1 thread", "utilisation", 0.25)
+    assert bench._side_by_side_utilisation(rows) == 0.25
     assert verdicts["check: DDIM drift within DDPM seed noise (TV <= 1.5x)"].startswith("n/a")
 
 
