@@ -537,9 +537,8 @@ def bench_side_by_side(cfg: BenchConfig, rows: Rows, rate_here: float,
     n = max(1, workers())
     steps = cfg.reps * cfg.steps_per_rep
     args = (cfg.profile, steps, cfg.warmup)
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
+    with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as ex:   # one pool: start once
         alone = ex.submit(_single_thread_rate, *args).result()
-    with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as ex:
         together = [f.result() for f in [ex.submit(_single_thread_rate, *args)
                                          for _ in range(n)]]
     rows.add("train", "diffusion-unet 1 thread", "trajectories_per_s", alone, "traj/s",
