@@ -395,22 +395,33 @@ def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.rando
     draws = int(draws)
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
+    spec = {"task": task, "X": cache.fingerprint(X), "kernel": kernel.fingerprint(),
+            "draws": draws, "chunk": int(chunk)} \
+        if use_cache and hasattr(kernel, "fingerprint") else None
+    entry = _drawn("prediction", spec, rng, "q",
+                   lambda: _predict_q(task, X, kernel, draws, rng, chunk))
+    out = (histogram(entry["q"], bins), entry["q"])
+    return (*out, float(entry["seconds"])) if timed else out
+
+
+def _drawn(kind: str, spec: dict | None, rng: np.random.Generator, name: str,
+           compute) -> dict:
+    """``{name: compute(), "seconds": its cost}`` for a computation that draws from ``rng``,
+    cached under ``spec`` plus the state of ``rng`` (``spec`` None: not cached, always computed). A cached answer leaves ``rng`` in the state the computation left it in, so cached
+    and computed runs continue with the same random numbers."""
+    from . import cache
 
     def build():
         t0 = time.perf_counter()
-        q = _predict_q(task, X, kernel, draws, rng, chunk)
-        return {"q": q, "rng": rng.bit_generator.state, "seconds": time.perf_counter() - t0}
+        value = compute()
+        return {name: value, "rng": rng.bit_generator.state,
+                "seconds": time.perf_counter() - t0}
 
-    if use_cache and hasattr(kernel, "fingerprint"):
-        spec = {"task": task, "X": cache.fingerprint(X), "kernel": kernel.fingerprint(),
-                "draws": draws, "chunk": int(chunk), "rng": rng.bit_generator.state,
-                "v": PREDICT_VERSION}
-        entry = cache.memo("prediction", spec, build)
-        rng.bit_generator.state = entry["rng"]
-    else:
-        entry = build()
-    out = (histogram(entry["q"], bins), entry["q"])
-    return (*out, float(entry["seconds"])) if timed else out
+    if spec is None:
+        return build()
+    entry = cache.memo(kind, {**spec, "rng": rng.bit_generator.state, "v": PREDICT_VERSION}, build)
+    rng.bit_generator.state = entry["rng"]
+    return entry
 
 
 def _predict_q(task, X, kernel, draws, rng, chunk) -> np.ndarray:
@@ -439,17 +450,10 @@ def kernel_locality(kernel: Kernel, X: np.ndarray, spacing: float, rng: np.rando
     cached like :func:`predict` (a ``denoise`` kernel runs its model to answer)."""
     from . import cache
 
-    if not (use_cache and hasattr(kernel, "fingerprint")):
-        return locality(X, kernel.sample(X, rng), spacing)
     spec = {"X": cache.fingerprint(_check_X(X)), "kernel": kernel.fingerprint(),
-            "spacing": float(spacing), "rng": rng.bit_generator.state, "v": PREDICT_VERSION}
-
-    def build():
-        return {"locality": locality(X, kernel.sample(X, rng), spacing),
-                "rng": rng.bit_generator.state}
-
-    entry = cache.memo("locality", spec, build)
-    rng.bit_generator.state = entry["rng"]
+            "spacing": float(spacing)} if use_cache and hasattr(kernel, "fingerprint") else None
+    entry = _drawn("locality", spec, rng, "locality",
+                   lambda: locality(X, kernel.sample(X, rng), spacing))
     return float(entry["locality"])
 
 
