@@ -3,13 +3,18 @@ table and targets, the parameter matching of the reference U-Nets (skipped when 
 extra is not installed), and the notebook timing wrapper used by the Makefile."""
 import importlib.util
 import math
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from paper_lib import bench, runnb
+from paper_lib import ROOT, runnb
+
+sys.path.insert(0, str(ROOT / "bench"))   # the benchmark is a script beside the library
+import benchmark as bench  # noqa: E402
+import references  # noqa: E402
 from paper_lib.models import build, count_params, make_spec
 from paper_lib.profiles import get_profile
 
@@ -74,10 +79,10 @@ def test_train_step_timing_flops_and_gemm():
 
 
 def test_unet_shapes_of_the_parameter_search():
-    m = bench._mults(3)
+    m = references._mults(3)
     assert (1, 2, 4) in m and (1, 2, 2) in m
     assert (1, 1, 1) not in m and all(b <= 2 * a for mm in m for a, b in zip(mm, mm[1:]))
-    assert bench._unet_shape((16, 24, 48)) and not bench._unet_shape((16, 48, 48))
+    assert references._unet_shape((16, 24, 48)) and not references._unet_shape((16, 48, 48))
 
 
 def _trains(net) -> bool:
@@ -87,16 +92,16 @@ def _trains(net) -> bool:
 
 
 def _ours(C=2):
-    return count_params(build(make_spec("diffusion-unet", "smoke"), 64, C))
+    return count_params(build(make_spec("diffusion-unet", get_profile("smoke")), 64, C))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("denoising_diffusion_pytorch") is None,
                     reason="bench extra (denoising-diffusion-pytorch) not installed")
 def test_ddp_unet1d_matched_and_trainable():
-    cls, note = bench.ddp_unet1d()
+    cls, note = references.ddp_unet1d()
     assert cls is not None, note
     target = _ours()
-    kw, n = bench.closest_ddp_config(cls, target, 2)
+    kw, n = references.closest_ddp_config(cls, target, 2)
     assert abs(n / target - 1) < 0.15 and kw["dim"] % 2 == 0
     net = bench._channels_first(cls(**kw, channels=2))
     assert count_params(net) == n
@@ -106,19 +111,19 @@ def test_ddp_unet1d_matched_and_trainable():
 @pytest.mark.skipif(importlib.util.find_spec("diffusers") is None,
                     reason="bench extra (diffusers) not installed")
 def test_diffusers_unet1d_matched_and_trainable():
-    cls, note = bench.diffusers_unet1d()
+    cls, note = references.diffusers_unet1d()
     assert cls is not None, note
     target = _ours()
-    chans, n = bench.closest_diffusers_config(cls, target, 64, 2)
+    chans, n = references.closest_diffusers_config(cls, target, 64, 2)
     assert all(c % 8 == 0 for c in chans) and abs(n / target - 1) < 0.25
-    net = bench._channels_first(bench._diffusers_model(cls, chans, 64, 2), "sample")
+    net = bench._channels_first(references.diffusers_model(cls, chans, 64, 2), "sample")
     assert _trains(net)
 
 
 def test_missing_reference_is_reported(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    assert bench.ddp_unet1d() == (None, "not installed")
-    assert bench.diffusers_unet1d() == (None, "not installed")
+    assert references.ddp_unet1d() == (None, "not installed")
+    assert references.diffusers_unet1d() == (None, "not installed")
 
 
 def test_notebook_rows_from_make_figures_timings(tmp_path):

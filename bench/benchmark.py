@@ -1,4 +1,6 @@
-"""Timing benchmark of the companion: ``python -m paper_lib.bench`` (or ``make bench``).
+"""Timing benchmark of the companion: ``python bench/benchmark.py`` (or ``make bench``), a script
+beside the library (it is not part of ``paper_lib``); the reference U-Nets are loaded by
+``bench/references.py``.
 
 Everything is measured in one run, so that the ratios hold on a noisy machine:
 
@@ -51,9 +53,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
-import importlib.metadata
-import importlib.util
 import io
 import math
 import os
@@ -63,16 +62,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+import references  # bench/references.py, beside this script
+from paper_lib.profiles import Profile
+
 __all__ = ["BenchConfig", "FULL", "QUICK", "Rows", "TARGETS", "make_train_step",
-           "time_interleaved", "flops_per_step", "gemm_rates", "ddp_unet1d", "diffusers_unet1d",
-           "closest_ddp_config", "closest_diffusers_config", "bench_training", "bench_sampling",
+           "time_interleaved", "flops_per_step", "gemm_rates", "bench_training", "bench_sampling",
            "bench_side_by_side", "bench_kernels", "bench_figures", "figures_from_timings",
            "add_targets", "format_table", "main"]
 
@@ -84,10 +83,10 @@ DATA_ONLY = ("white", "smooth", "spectral", "neighbour")
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Sizes of one benchmark run. Model and data sizes come from ``profile`` (a name, or a
-    ``Profile`` for the parts other than the notebooks)."""
+    """Sizes of one benchmark run. Model and data sizes come from ``profile`` (a name or a
+    ``Profile``; :func:`run` resolves it once, and every part below receives the ``Profile``)."""
 
-    profile: str = "default"
+    profile: "str | Profile" = "default"
     warmup: int = 5            # training steps per model before timing
     reps: int = 7              # timed repetitions per model (median reported)
     steps_per_rep: int = 10    # training steps per repetition
@@ -135,7 +134,7 @@ class Rows:
         return pd.DataFrame(self.rows, columns=self.columns)
 
     def write(self, path: str | Path) -> Path:
-        from .cache import atomic_write_bytes
+        from paper_lib.cache import atomic_write_bytes
 
         buf = io.StringIO()
         self.frame().to_csv(buf, index=False, float_format="%.6g", lineterminator="\n")
@@ -165,13 +164,6 @@ def format_table(rows: Rows) -> str:
             out.append(f"  {c[0]:<{w[0]}}  {c[1]:<{w[1]}}  {c[2]:>{w[2]}} {c[3]:<{w[3]}}  {c[4]}"
                        .rstrip())
     return "\n".join(out)
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def _log(msg: str) -> None:
@@ -205,8 +197,8 @@ def make_train_step(net, spec, data, seed: int = 0):
     Returns the loss."""
     import torch
 
-    from .models.diffusion import make_schedule
-    from .models.train import train_step
+    from paper_lib.models.diffusion import make_schedule
+    from paper_lib.models.train import train_step
 
     sched = make_schedule(spec)
     ema = copy.deepcopy(net).requires_grad_(False)
@@ -270,163 +262,18 @@ def gemm_rates(n: int, reps: int, warmup: int = 2) -> list[float]:
     return rates
 
 
-# ----------------------------------------------------------------------------- reference U-Nets
-
-def _torchvision_importable() -> bool:
-    """Whether ``import torchvision`` works (checked in a child: a torchvision built for another
-    torch, e.g. a CUDA wheel beside the CPU torch, fails half-way and leaves state behind)."""
-    if importlib.util.find_spec("torchvision") is None:
-        return False
-    r = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True)
-    return r.returncode == 0
-
-
-def ddp_unet1d():
-    """``(Unet1D class, note)`` from denoising-diffusion-pytorch, or ``(None, reason)``.
-
-    Only its 1D module is loaded: the package's ``__init__`` imports the 2D image code, which
-    needs torchvision (absent, or unusable beside a CPU torch) and is not timed here."""
-    name = "denoising_diffusion_pytorch"
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        return None, "not installed"
-    stub = name not in sys.modules
-    if stub:
-        pkg = types.ModuleType(name)
-        pkg.__path__ = list(spec.submodule_search_locations)
-        pkg.__spec__, pkg.__file__ = spec, spec.origin
-        sys.modules[name] = pkg
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mod = importlib.import_module(f"{name}.denoising_diffusion_pytorch_1d")
-    except Exception as exc:  # a broken install is reported, not fatal
-        if stub:
-            sys.modules.pop(name, None)
-        return None, f"import failed: {type(exc).__name__}: {exc}"
-    return mod.Unet1D, f"denoising-diffusion-pytorch {_version('denoising-diffusion-pytorch')}"
-
-
-def diffusers_unet1d():
-    """``(UNet1DModel class, note)`` from diffusers, or ``(None, reason)``. A torchvision that
-    cannot be imported is hidden from diffusers (it imports it for unrelated video models)."""
-    if importlib.util.find_spec("diffusers") is None:
-        return None, "not installed"
-    note = f"diffusers {_version('diffusers')}"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if "diffusers.models.unets" not in sys.modules and not _torchvision_importable():
-                import diffusers.utils.import_utils as iu
-
-                if hasattr(iu, "_torchvision_available"):
-                    iu._torchvision_available = False
-                    if importlib.util.find_spec("torchvision") is not None:
-                        note += "; installed torchvision not importable, hidden from diffusers"
-            from diffusers import UNet1DModel
-    except Exception as exc:
-        return None, f"import failed: {type(exc).__name__}: {exc}"
-    return UNet1DModel, note
-
-
-def _diffusers_model(cls, chans: tuple[int, ...], T: int, C: int):
-    """diffusers' 1D U-Net in the Diffuser/RL configuration with ``block_out_channels=chans``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return cls(sample_size=T, in_channels=C, out_channels=C, extra_in_channels=0,
-                   time_embedding_type="positional", flip_sin_to_cos=False,
-                   use_timestep_embedding=True, freq_shift=1,
-                   down_block_types=("DownResnetBlock1D",) * len(chans),
-                   up_block_types=("UpResnetBlock1D",) * (len(chans) - 1),
-                   mid_block_type="MidResTemporalBlock1D", out_block_type="OutConv1DBlock",
-                   block_out_channels=tuple(chans), act_fn="mish", norm_num_groups=8,
-                   layers_per_block=1, downsample_each_block=False)
-
-
-def _n_params(make) -> int:
-    """Parameter count of ``make()`` built on the meta device (no memory, no init cost)."""
-    import torch
-
-    with torch.device("meta"):
-        return int(sum(p.numel() for p in make().parameters()))
-
-
-def _unet_shape(chans) -> bool:
-    """Channels of a U-Net's levels: never shrinking, at most doubling per level, and the
-    deepest level wider than the first (as ours, ``width * (1, 2, 4)``)."""
-    return all(a <= b <= 2 * a for a, b in zip(chans, chans[1:])) and chans[-1] > chans[0]
-
-
-def _mults(levels: int) -> list[tuple[int, ...]]:
-    """Channel multipliers (1, m2, ...) of :func:`_unet_shape`."""
-    out = [(1,)]
-    for _ in range(levels - 1):
-        out = [m + (k,) for m in out for k in range(m[-1], 2 * m[-1] + 1)]
-    return [m for m in out if _unet_shape(m)]
-
-
-def closest_ddp_config(cls, target: int, C: int, levels: int = 3) -> tuple[dict, int]:
-    """``Unet1D`` keyword arguments (``dim``, ``dim_mults``) with ``levels`` levels whose
-    parameter count is closest to ``target``, and that count. Every multiplier pattern of
-    :func:`_mults` (shaped as :func:`_unet_shape`) is tried with ``dim`` rising until the count
-    passes the target; ``dim`` is even (its sinusoidal time embedding has 2 * (dim // 2)
-    features but the next layer expects ``dim``)."""
-    best = None
-    for mults in _mults(levels):
-        for dim in range(2, 513, 2):
-            n = _n_params(lambda: cls(dim=dim, dim_mults=mults, channels=C))
-            if best is None or abs(n - target) < abs(best[1] - target):
-                best = ({"dim": dim, "dim_mults": mults}, n)
-            if n > target:
-                break
-    return best
-
-
-def closest_diffusers_config(cls, target: int, T: int, C: int, levels: int = 3,
-                             step: int = 8, max_ch: int = 512) -> tuple[tuple[int, ...], int]:
-    """``block_out_channels`` (multiples of ``step`` = the GroupNorm groups, ``levels`` levels,
-    shaped as :func:`_unet_shape`) whose parameter count is closest to ``target``, and that
-    count. The count grows with every channel, so each loop stops once a configuration passes
-    the target."""
-    best, seen = None, {}
-
-    def consider(chans) -> int:
-        nonlocal best
-        if chans not in seen:
-            seen[chans] = _n_params(lambda: _diffusers_model(cls, chans, T, C))
-        n = seen[chans]
-        if _unet_shape(chans) and (best is None or abs(n - target) < abs(best[1] - target)):
-            best = (tuple(chans), n)
-        return n
-
-    def grow(prefix: tuple[int, ...]) -> None:
-        lo = prefix[-1] if prefix else step
-        hi = min(2 * prefix[-1], max_ch) if prefix else max_ch
-        for c in range(lo, hi + 1, step):
-            chans = prefix + (c,)
-            rest = chans + (c,) * (levels - len(chans))  # the smallest completion
-            if consider(rest) > target:
-                break
-            if len(chans) < levels:
-                grow(chans)
-
-    grow(())
-    return best
-
-
 # ----------------------------------------------------------------------------- 1 + 2: training
 
 def bench_training(cfg: BenchConfig, rows: Rows) -> None:
     """Training-step throughput, FLOPs and utilisation of ours and the references."""
     import torch
 
-    from . import models
-    from .datasets import make_dataset
-    from .profiles import get_profile
-    from .seeding import seed_everything
-    from .tasks import get_task
+    from paper_lib import models
+    from paper_lib.datasets import make_dataset
+    from paper_lib.seeding import seed_everything
+    from paper_lib.tasks import get_task
 
-    P = get_profile(cfg.profile)
+    P = cfg.profile
     task = get_task(TASK)
     spec = models.make_spec(KIND, P)
     T, C = task.T, task.C
@@ -439,23 +286,23 @@ def bench_training(cfg: BenchConfig, rows: Rows) -> None:
                                      f"depth {spec.depth}, kernel {spec.kernel_size}")}
     counts = {"diffusion-unet": n_ours}
     if cfg.references:
-        Unet1D, note = ddp_unet1d()
+        Unet1D, note = references.ddp_unet1d()
         if Unet1D is None:
             rows.add("train", "ddp-Unet1D", "trajectories_per_s", note=note)
         else:
-            kw, n = closest_ddp_config(Unet1D, n_ours, C, len(spec.mults))
+            kw, n = references.closest_ddp_config(Unet1D, n_ours, C, len(spec.mults))
             torch.manual_seed(0)
             nets["ddp-Unet1D"] = (_channels_first(Unet1D(**kw, channels=C)),
                                   f"{note}; dim={kw['dim']}, dim_mults={kw['dim_mults']}")
             counts["ddp-Unet1D"] = n
-        UNet1DModel, note = diffusers_unet1d()
+        UNet1DModel, note = references.diffusers_unet1d()
         if UNet1DModel is None:
             rows.add("train", "diffusers-UNet1DModel", "trajectories_per_s", note=note)
         else:
-            chans, n = closest_diffusers_config(UNet1DModel, n_ours, T, C, len(spec.mults))
+            chans, n = references.closest_diffusers_config(UNet1DModel, n_ours, T, C, len(spec.mults))
             torch.manual_seed(0)
             nets["diffusers-UNet1DModel"] = (
-                _channels_first(_diffusers_model(UNet1DModel, chans, T, C), "sample"),
+                _channels_first(references.diffusers_model(UNet1DModel, chans, T, C), "sample"),
                 f"{note}; block_out_channels={chans}, Diffuser/RL configuration")
             counts["diffusers-UNet1DModel"] = n
 
@@ -501,17 +348,16 @@ def bench_training(cfg: BenchConfig, rows: Rows) -> None:
                        flops["diffusion-unet"] / spec.batch_size, peak)
 
 
-def _single_thread_rate(profile, steps: int, warmup: int) -> float:
+def _single_thread_rate(profile: Profile, steps: int, warmup: int) -> float:
     """Trajectories/s of our U-Net's training step on one thread (run in a worker process)."""
     import torch
 
-    from . import models
-    from .datasets import make_dataset
-    from .profiles import get_profile
-    from .tasks import get_task
+    from paper_lib import models
+    from paper_lib.datasets import make_dataset
+    from paper_lib.tasks import get_task
 
     torch.set_num_threads(1)
-    P, task = get_profile(profile), get_task(TASK)
+    P, task = profile, get_task(TASK)
     spec = models.make_spec(KIND, P)
     data = torch.as_tensor(task.to_model(make_dataset(task, P.n_train).X))
     torch.manual_seed(0)
@@ -532,7 +378,7 @@ def bench_side_by_side(cfg: BenchConfig, rows: Rows, rate_here: float,
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from .parallel import workers
+    from paper_lib.parallel import workers
 
     n = max(1, workers())
     steps = cfg.reps * cfg.steps_per_rep
@@ -561,10 +407,9 @@ def bench_sampling(cfg: BenchConfig, rows: Rows) -> dict:
     """DDPM (all K steps) against DDIM (``cfg.ddim_steps``) on the standard cone U-Net.
     Returns ``run``, ``ddpm_seconds`` (median time of ``n_samples`` DDPM samples) and the DDPM
     samples of the first seed."""
-    from . import drift, metrics, models
-    from .profiles import get_profile
+    from paper_lib import drift, metrics, models
 
-    P = get_profile(cfg.profile)
+    P = cfg.profile
     t0 = time.perf_counter()
     run = drift.standard_run(TASK, KIND, P, seed=0)
     tr = run.trained
@@ -611,63 +456,49 @@ def bench_sampling(cfg: BenchConfig, rows: Rows) -> dict:
 # ----------------------------------------------------------------------------- 4: kernels
 
 def bench_kernels(cfg: BenchConfig, rows: Rows, sampled: dict) -> None:
-    """Kernel prediction time against train + sample time of the model it predicts."""
-    from . import drift, kernels
-    from .profiles import get_profile
-    from .seeding import rng
+    """Kernel prediction time against train + sample time of the model it predicts. The kernels
+    are built as the notebooks build them (``forecast.family_maker`` on the model's
+    ``forecast.Target``); data-only kernels at the scale moving the data ``cfg.locality``
+    spacings (``kernels.scale_for_locality``)."""
+    from paper_lib import forecast, kernels
+    from paper_lib.seeding import rng
 
-    P = get_profile(cfg.profile)
-    run = sampled["run"]
-    task, data, tr = run.task, run.dataset, run.trained
-    sub = data.subset(np.arange(min(P.kernel_n, len(data))))
-    bins = drift.quantity_bins(task, P)
+    P = cfg.profile
+    run, X_model = sampled["run"], sampled["X"]
+    tr = run.trained
+    tg = forecast.make_target(run, X_model, P)
     cost = tr.train_seconds + sampled["ddpm_seconds"]
     cost_note = (f"train {tr.train_seconds:.1f} s "
                  f"({'recorded when trained, from the cache' if tr.from_cache else 'this run'}) "
                  f"+ DDPM {P.n_samples} samples {sampled['ddpm_seconds']:.2f} s (this run)")
-    spacing = kernels.data_spacing(data.X)
-    probe = sub.X[:500]
-
-    def at_locality(kernel, family):  # the data-only kernels' x' - x is proportional to scale
-        kernel.scale = 1.0
-        unit = kernels.locality(probe, kernel.sample(probe, rng(0, "bench-loc", family)), spacing)
-        kernel.scale = cfg.locality / unit
-        if family == "neighbour":
-            kernel.scale = min(kernel.scale, 1.0)
-        return kernel
-
+    setup_notes = {"spectral": f"residual spectrum of {min(len(X_model), 1000)} samples",
+                   "neighbour": "kNN index (k=8)"}
     t_star = min(t for t in P.t_stars if t < tr.spec.diffusion_steps)
-    _log(f"kernel predictions: {len(sub.X)} trajectories x {P.kernel_draws} draws "
+    _log(f"kernel predictions: {len(tg.data)} trajectories x {P.kernel_draws} draws "
          f"(denoise at t*={t_star})")
     for family in (*DATA_ONLY, "denoise"):
         t0 = time.perf_counter()
-        if family == "white":
-            k, setup_note = kernels.white(1.0), "none"
-        elif family == "smooth":
-            k, setup_note = kernels.smooth(1.0, 3.0), "none"
-        elif family == "spectral":
-            S = sampled["X"][:1000]  # as notebook 03 fits it
-            psd = kernels.fit_spectral(kernels.nearest_residuals(S, data.X))
-            k, setup_note = kernels.spectral(psd, 1.0), f"residual spectrum of {len(S)} samples"
-        elif family == "neighbour":
-            k, setup_note = kernels.neighbour(sub.X, 1.0, k=8), "kNN index (k=8)"
+        make = forecast.family_maker(family, tg, X_model, tr)
+        setup = time.perf_counter() - t0 if family in setup_notes else 0.0
+        if family == "denoise":
+            scale, note = t_star, f"t*={t_star}"
         else:
-            k, setup_note = kernels.denoise(tr, t_star), "none"
-        setup = time.perf_counter() - t0 if setup_note != "none" else 0.0
-        if family in DATA_ONLY:
-            k = at_locality(k, family)
+            scale = kernels.scale_for_locality(make, tg.data.X[:forecast.N_LOCALITY], tg.spacing,
+                                               cfg.locality, rng(0, "bench-loc", family),
+                                               use_cache=False)
+            scale = min(scale, 1.0) if family == "neighbour" else scale
+            note = f"scale {scale:.4g} (locality {cfg.locality:g})"
+        k = make(scale)
         secs = []
         for r in range(cfg.kernel_reps):
             t1 = time.perf_counter()
-            kernels.predict(task, sub, k, P.kernel_draws, bins, rng(0, "bench-predict", family, r),
-                            use_cache=False)
+            kernels.predict(tg.task, tg.data, k, P.kernel_draws, tg.bins,
+                            rng(0, "bench-predict", family, r), use_cache=False)
             secs.append(time.perf_counter() - t1)
         pred = float(np.median(secs))
-        scale = (f"t*={t_star}" if family == "denoise"
-                 else f"scale {k.scale:.4g} (locality {cfg.locality:g})")
         rows.add("kernel", family, "predict_seconds", pred, "s",
-                 f"{len(sub.X)} x {P.kernel_draws} draws, {scale}; median of {len(secs)}")
-        rows.add("kernel", family, "setup_seconds", setup, "s", setup_note)
+                 f"{len(tg.data)} x {P.kernel_draws} draws, {note}; median of {len(secs)}")
+        rows.add("kernel", family, "setup_seconds", setup, "s", setup_notes.get(family, "none"))
         rows.add("kernel", family, "train_plus_sample_seconds", cost, "s", cost_note)
         rows.add("kernel", family, "speedup", cost / pred, "x", "train+sample / predict")
         rows.add("kernel", family, "speedup_with_setup", cost / (pred + setup), "x",
@@ -680,7 +511,7 @@ def bench_figures(cfg: BenchConfig, rows: Rows, notebooks=None, phases=("cold", 
     """Execute every notebook as ``make figures`` does (``paper_lib.runnb``, one after the
     other) with a fresh cache (cold), then again (warm); cache, figures and executed notebooks
     live in a temporary folder, removed afterwards unless a notebook failed."""
-    from .runnb import read_timings
+    from paper_lib.runnb import read_timings
 
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")) if notebooks is None \
         else [Path(p) for p in notebooks]
@@ -693,13 +524,13 @@ def bench_figures(cfg: BenchConfig, rows: Rows, notebooks=None, phases=("cold", 
     threads = env.get("OMP_NUM_THREADS", "unset")
     for phase in phases:
         _log(f"notebooks, {phase} cache: {', '.join(p.stem for p in notebooks)} "
-             f"(profile {cfg.profile}, in {tmp})")
+             f"(profile {cfg.profile.name}, in {tmp})")
         total, peak, ok = 0.0, 0.0, True
         for nb in notebooks:
             t0 = time.perf_counter()
             r = subprocess.run([sys.executable, "-m", "paper_lib.runnb", str(nb),
                                 str(tmp / phase / f"{nb.stem}.ipynb"), "-p", "profile",
-                                cfg.profile, "--cwd", str(nb.parent), "--timings", str(timings)],
+                                cfg.profile.name, "--cwd", str(nb.parent), "--timings", str(timings)],
                                env=env, cwd=ROOT)
             wall = time.perf_counter() - t0
             total += wall
@@ -711,7 +542,7 @@ def bench_figures(cfg: BenchConfig, rows: Rows, notebooks=None, phases=("cold", 
             row = read_timings(timings).iloc[-1]
             peak = max(peak, float(row["peak_mib"]))
             rows.add("notebook", nb.stem, f"{phase}_seconds", float(row["seconds"]), "s",
-                     f"papermill execution (runnb); profile {cfg.profile}; "
+                     f"papermill execution (runnb); profile {cfg.profile.name}; "
                      f"OMP_NUM_THREADS={threads}")
             rows.add("notebook", nb.stem, f"{phase}_wall_seconds", wall, "s",
                      "including the runnb wrapper's start-up")
@@ -734,7 +565,7 @@ def figures_from_timings(cold: str | Path, warm: str | Path, rows: Rows) -> None
     """The notebook rows of :func:`bench_figures` from two timings tables that ``make figures``
     wrote (``build/default/timings.csv``, copied after a run on an empty cache and after a rerun
     on the filled one), instead of executing the notebooks again; the last row per notebook."""
-    from .runnb import read_timings
+    from paper_lib.runnb import read_timings
 
     for phase, path in (("cold", cold), ("warm", warm)):
         t = read_timings(path)
@@ -816,12 +647,6 @@ def add_targets(rows: Rows) -> list[tuple[str, float, str]]:
 
 # ----------------------------------------------------------------------------- entry point
 
-def _profile_name(cfg: BenchConfig) -> str:
-    from .profiles import get_profile
-
-    return get_profile(cfg.profile).name
-
-
 def _env_rows(cfg: BenchConfig, rows: Rows) -> None:
     import torch
 
@@ -839,16 +664,19 @@ def _env_rows(cfg: BenchConfig, rows: Rows) -> None:
     rows.add("env", "python", "version", float("nan"), "",
              f"python {platform.python_version()}; {platform.platform()}")
     rows.add("env", "bench", "quick", float(cfg.quick), "",
-             f"profile {_profile_name(cfg)}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+             f"profile {cfg.profile.name}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
 
 
 def run(cfg: BenchConfig, timings: tuple | None = None) -> Rows:
     """Every part of the benchmark that ``cfg`` enables; returns the rows with targets.
     ``timings``: (cold, warm) timings tables of ``make figures`` runs to report instead of
     executing the notebooks (:func:`figures_from_timings`)."""
+    from paper_lib.profiles import get_profile
+
+    cfg = replace(cfg, profile=get_profile(cfg.profile))   # resolved once; a Profile below
     rows = Rows()
     _env_rows(cfg, rows)
-    _log(f"profile {_profile_name(cfg)}{' (quick)' if cfg.quick else ''}, torch threads "
+    _log(f"profile {cfg.profile.name}{' (quick)' if cfg.quick else ''}, torch threads "
          f"{rows.get('env', 'torch', 'threads'):.0f}")
     bench_training(cfg, rows)
     sampled = bench_sampling(cfg, rows)
@@ -862,7 +690,7 @@ def run(cfg: BenchConfig, timings: tuple | None = None) -> Rows:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m paper_lib.bench",
+    ap = argparse.ArgumentParser(prog="python bench/benchmark.py",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="seconds-long functional check at the smoke sizes (numbers meaningless)")
