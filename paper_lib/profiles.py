@@ -1,5 +1,8 @@
 """Run profiles: every size a notebook uses comes from here, never from the notebook itself.
 
+A profile is looked up by name once, at an entry point (``paper_lib.setup`` in a notebook, the
+benchmark's ``run``); every library function below takes the resolved :class:`Profile`.
+
 ``smoke`` runs the whole pipeline in CI in a few minutes, ``default`` reproduces every figure
 and claim on a 2-core laptop CPU, ``paper`` is for a GPU (larger models, several seeds).
 """
@@ -7,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Profile", "PROFILES", "get_profile"]
+__all__ = ["Profile", "PROFILES", "get_profile", "require"]
 
 
 @dataclass(frozen=True)
@@ -18,14 +21,13 @@ class Profile:
     n_train: int = 4096          # training trajectories per synthetic task
     n_examples: int = 6          # trajectories drawn in example figures
     n_recovery: int = 2000       # clean trajectories used to check a measurement
-    n_samples: int = 2000        # model samples per figure (DESIGN: >= 2000 at default)
+    n_samples: int = 2000        # model samples per figure (docs/design.md §4: >= 2000 at default)
     n_boot: int = 200            # bootstrap resamples for histogram bands
     n_bins: int = 20             # bins over the prior's support (plus under/overflow)
     train_steps: int = 1200      # optimiser steps per model
     batch_size: int = 128
     width: int = 16              # base channel width of the networks (U-Net: ~157k parameters)
     diffusion_steps: int = 100   # DDPM steps
-    sample_steps: int = 100      # reverse steps used for figures (DDIM when < diffusion_steps)
     seeds: tuple[int, ...] = (0, 1, 2)
     ablation_steps: tuple[int, ...] = (300, 600)   # EMA snapshots (plus the final step)
     ablation_widths: tuple[int, ...] = (8, 16)
@@ -37,7 +39,6 @@ class Profile:
     localities: tuple[float, ...] = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
     t_stars: tuple[int, ...] = (0, 3, 10, 30, 60)   # denoise levels (of diffusion_steps)
     task_params: dict = field(default_factory=dict)  # per task name: parameter overrides
-    extra: dict = field(default_factory=dict)
 
     def with_(self, **changes) -> "Profile":
         """A copy with some fields changed (for ablations)."""
@@ -47,7 +48,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", n_train=128, n_examples=4, n_recovery=200, n_samples=128, n_boot=50,
-        n_bins=10, train_steps=20, batch_size=32, width=8, diffusion_steps=10, sample_steps=10,
+        n_bins=10, train_steps=20, batch_size=32, width=8, diffusion_steps=10,
         seeds=(0, 1), ablation_steps=(10,), ablation_widths=(8, 16), ablation_sizes=(64, 128),
         ablation_samplers=(("ddim", 5),), kernel_draws=1, kernel_n=128,
         localities=(0.5, 1.0, 2.0), t_stars=(0, 2, 5),
@@ -56,7 +57,7 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(name="default"),
     "paper": Profile(
         name="paper", n_train=16384, n_samples=8192, n_boot=500, n_bins=30, train_steps=20000,
-        batch_size=256, width=64, diffusion_steps=200, sample_steps=200, seeds=(0, 1, 2, 3, 4),
+        batch_size=256, width=64, diffusion_steps=200, seeds=(0, 1, 2, 3, 4),
         ablation_steps=(1000, 3000, 10000, 20000), ablation_widths=(16, 32, 64),
         ablation_sizes=(1024, 4096, 16384), ablation_tasks=("sine", "cone", "logistic"),
         kernel_draws=4, kernel_n=8192,
@@ -75,3 +76,14 @@ def get_profile(name: str | Profile) -> Profile:
         raise ValueError(
             f"unknown profile {name!r}; valid profiles: {', '.join(sorted(PROFILES))}"
         ) from None
+
+
+def require(profile, arg: str = "profile") -> Profile:
+    """``profile`` itself if it is a :class:`Profile`, else ``TypeError`` naming ``arg``: library
+    functions take a resolved profile; names are looked up once, by ``paper_lib.setup(name)`` or
+    :func:`get_profile`."""
+    if not isinstance(profile, Profile):
+        raise TypeError(f"{arg} must be a Profile, got {profile!r}; resolve a name once with "
+                        f"paper_lib.setup(name) or paper_lib.get_profile(name) "
+                        f"(valid names: {', '.join(sorted(PROFILES))})")
+    return profile

@@ -49,7 +49,7 @@ def test_make_spec_and_errors(env):
     s = make_spec("diffusion-unet", SMOKE)
     assert (s.width, s.train_steps, s.batch_size, s.diffusion_steps) == (
         SMOKE.width, SMOKE.train_steps, SMOKE.batch_size, SMOKE.diffusion_steps)
-    assert make_spec("vae", "default", width=16).width == 16
+    assert make_spec("vae", paper_lib.get_profile("default"), width=16).width == 16
     with pytest.raises(ValueError, match="diffusion-unet, diffusion-mlp, transformer, vae"):
         make_spec("gan", SMOKE)
     with pytest.raises(ValueError, match="valid classes"):

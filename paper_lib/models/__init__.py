@@ -1,4 +1,4 @@
-"""Generative sequence models behind one interface (DESIGN.md section 4).
+"""Generative sequence models behind one interface (docs/design.md section 4).
 
 ``fit(spec_or_kind, dataset, profile, seed)`` trains (or loads from the cache) one of
 ``MODEL_CLASSES``; ``sample(trained, n, seed)`` draws (n, T, C) trajectories in task units;

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .. import cache
-from ..profiles import Profile, get_profile
+from ..profiles import Profile, require
 from ..seeding import derive_seed
 from ..tasks import Task, get_task
 from .diffusion import diffusion_loss, make_schedule
@@ -87,7 +87,13 @@ def default_device() -> torch.device:
 
 
 def build(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
-    """The network of ``spec`` for trajectories of shape (T, C) (weights from torch's RNG)."""
+    """The network of ``spec`` for trajectories of shape (T, C) (weights from torch's RNG, drawn
+    in float32 and then cast to ``spec.precision``)."""
+    net = _network(spec, T, C)
+    return net.to(torch.float64) if spec.precision == "float64" else net
+
+
+def _network(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
     w = spec.width
     if spec.kind == "diffusion-unet":
         if T % 2 ** (len(spec.mults) - 1):
@@ -170,10 +176,11 @@ def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) 
 
 def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) -> dict:
     T, C = X.shape[1:]
-    data = torch.as_tensor(task.to_model(X), device=device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init", spec.kind))
         net = build(spec, T, C).to(device)
+    dtype = next(net.parameters()).dtype
+    data = torch.as_tensor(task.to_model(X), device=device).to(dtype)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     gen = torch.Generator().manual_seed(derive_seed(seed, "train", spec.kind))
@@ -222,7 +229,7 @@ def _trained(payload: dict, from_cache: bool) -> Trained:
                    from_cache)
 
 
-def fit(spec: ModelSpec | str, dataset, profile: str | Profile = "default", seed: int = 0,
+def fit(spec: ModelSpec | str, dataset, profile: Profile, seed: int = 0,
         use_cache: bool = True, progress: bool | None = None, snapshots=(), device=None,
         _stop_after: int | None = None) -> Trained:
     """Train ``spec`` (a ``ModelSpec`` or a kind name, sized by ``profile``) on ``dataset``
@@ -235,7 +242,7 @@ def fit(spec: ModelSpec | str, dataset, profile: str | Profile = "default", seed
     only on a terminal). ``_stop_after``: testing hook, raises ``KeyboardInterrupt`` after that
     many steps of this call, as an interruption would.
     """
-    profile = get_profile(profile)
+    profile = require(profile)
     spec = make_spec(spec, profile) if isinstance(spec, str) else spec
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec or a model class name, "
