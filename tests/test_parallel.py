@@ -58,6 +58,11 @@ def test_cached_jobs_run_here_without_workers(monkeypatch):
 
 
 def _fail():
+    """A job that is not cached (so run_all submits it) and fails where it runs."""
+    from paper_lib.models.train import _CACHE_ONLY, NotCached
+
+    if _CACHE_ONLY.get():
+        raise NotCached("not cached")
     raise RuntimeError("job failed")
 
 
