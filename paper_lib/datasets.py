@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cache
-from .metrics import Bins
+from .metrics import Bins, _integer
 from .seeding import rng as make_rng
 from .tasks import Task, get_task
 
@@ -38,10 +38,14 @@ class Dataset:
 
 def make_dataset(task: str | Task, n: int, seed: int = 0, use_cache: bool = True,
                  **task_params) -> Dataset:
-    """``n`` trajectories of ``task`` with q drawn from its prior; deterministic in ``seed``."""
+    """``n`` trajectories of ``task`` with q drawn from its prior; deterministic in ``seed``.
+
+    ``n`` must be a positive whole number and ``seed`` a whole number >= 0, else ``ValueError``
+    (2.5 trajectories are not silently 2); bad task parameters raise ``ValueError`` naming them.
+    """
     t = get_task(task, **task_params)
-    if int(n) < 1:
-        raise ValueError(f"dataset size must be positive, got {n}")
+    _integer("n", n)
+    _integer("seed", seed, minimum=0)
     spec = {"task": t.name, "params": t, "n": int(n), "seed": int(seed), "v": DATA_VERSION}
 
     def build():
@@ -56,7 +60,9 @@ def make_dataset(task: str | Task, n: int, seed: int = 0, use_cache: bool = True
 def curate_uniform(q: np.ndarray, bins: Bins, n_per_bin: int,
                    rng: np.random.Generator) -> np.ndarray:
     """Indices of a sub-pool whose q is uniform over ``bins``: ``n_per_bin`` draws without
-    replacement inside each inner bin (rejection per bin). Raises if a bin has too few members."""
+    replacement inside each inner bin (rejection per bin). Raises if a bin has too few members,
+    and ``ValueError`` if ``n_per_bin`` is not a whole number >= 0."""
+    n_per_bin = _integer("n_per_bin", n_per_bin, minimum=0)
     idx = bins.index(q)
     chosen = []
     for b in range(1, bins.n + 1):
@@ -69,7 +75,9 @@ def curate_uniform(q: np.ndarray, bins: Bins, n_per_bin: int,
 
 
 def resample_to_weights(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``n`` draws with replacement, probability proportional to ``weights`` (n_pool,)."""
+    """Indices of ``n`` draws with replacement, probability proportional to ``weights`` (n_pool,).
+    ``n`` must be a whole number >= 0, else ``ValueError``."""
+    n = _integer("n", n, minimum=0)
     w = np.asarray(weights, float)
     if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
         raise ValueError("weights must be finite, non-negative and not all zero")

@@ -22,10 +22,15 @@ from .profiles import Profile
 from .seeding import rng
 
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
-           "evaluate", "forecast", "synthetic_localities"]
+           "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "forecast", "fit_t_star", "synthetic_localities"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
-                     "sign_agreement", "edf", "tv_pred_model", "tv_prior_model"]
+                     "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread"]
+# Calibration picks the grid scale of least TV(p̂, p_model). Scales whose TV is within this of the
+# least are near-ties: a last-bit rounding difference (another CPU family) moves a few samples
+# across a bin edge and can flip the choice among them, so a calibrated row reports the range of
+# their EDFs, ``edf_spread``, as the uncertainty of its EDF (NaN for the other modes).
+CALIBRATION_TOL = 0.01
 SMOOTH_LENGTH = 3.0   # time steps: the `smooth` kernel's correlation length (as in notebook 03)
 N_LOCALITY = 500      # trajectories used to measure a kernel's locality
 
@@ -106,15 +111,26 @@ def evaluate(tg: Target, kernel, profile: Profile, *keys) -> dict:
     return {**a, "locality": loc, "p_hat": p_hat, "predict_seconds": seconds}
 
 
-def _unit_locality(make, tg: Target) -> float:
-    """Locality at scale 1: for data-only kernels x′ − x is proportional to the scale."""
-    X = tg.data.X[:N_LOCALITY]
-    return kernels.kernel_locality(make(1.0), X, tg.spacing, rng(0, "locality", tg.task.name))
+def scale_at(make, tg: Target, target: float) -> float:
+    """The scale at which a data-only kernel ``make(scale)`` moves ``tg``'s data by ``target``
+    data spacings (:func:`paper_lib.kernels.scale_for_locality` on the first N_LOCALITY
+    trajectories, with the locality stream of :func:`evaluate`)."""
+    return kernels.scale_for_locality(make, tg.data.X[:N_LOCALITY], tg.spacing, target,
+                                      rng(0, "locality", tg.task.name))
 
 
-def _row(tg, family, mode, source, scale, ev) -> dict:
+def calibrated(tvs, edfs) -> tuple[int, float]:
+    """(index of the least TV, the spread of EDF over the grid points within CALIBRATION_TOL of
+    it) for one sweep: ``tvs``, ``edfs`` per grid scale."""
+    tvs, edfs = np.asarray(tvs, float), np.asarray(edfs, float)
+    best = int(np.argmin(tvs))
+    return best, float(np.ptp(edfs[tvs <= tvs[best] + CALIBRATION_TOL]))
+
+
+def _row(tg, family, mode, source, scale, ev, edf_spread=float("nan")) -> dict:
     return {"task": tg.task.name, "model": tg.model, "kernel": family, "mode": mode,
-            "source": source, "scale": float(scale), **{k: float(ev[k]) for k in AGREEMENT_COLUMNS[6:]}}
+            "source": source, "scale": float(scale),
+            **{k: float(ev[k]) for k in AGREEMENT_COLUMNS[6:-1]}, "edf_spread": edf_spread}
 
 
 def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = None,
@@ -132,16 +148,15 @@ def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = Non
         if family == "denoise":
             grid = [s for s in profile.t_stars if s < profile.diffusion_steps]
         else:
-            unit = _unit_locality(make, tg)
-            grid = [loc / unit for loc in profile.localities]
+            grid = [scale_at(make, tg, loc) for loc in profile.localities]
         evs = [evaluate(tg, make(s), profile, family, float(s)) for s in grid]
         for s, ev in zip(grid, evs):
             preds[family, float(s)] = ev["p_hat"]
             sweep.append({"task": tg.task.name, "model": tg.model, "kernel": family,
                           "scale": float(s), **{k: v for k, v in ev.items() if k != "p_hat"}})
-        best = int(np.argmin([ev["tv_pred_model"] for ev in evs]))
+        best, spread = calibrated([ev["tv_pred_model"] for ev in evs], [ev["edf"] for ev in evs])
         rows.append(_row(tg, family, "calibrated", "fit to this model's histogram", grid[best],
-                         evs[best]))
+                         evs[best], spread))
         shown[family, "calibrated"] = evs[best]["p_hat"]
         if family == "denoise":
             i = int(np.argmin([abs(ev["locality"] - tg.nn_ratio) for ev in evs]))
@@ -150,7 +165,7 @@ def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = Non
             scale, source = 1.0, "this model's residual spectrum"
             ev = evaluate(tg, make(1.0), profile, family, "matched")
         else:
-            scale, source = tg.nn_ratio / unit, "locality = this model's nn_ratio"
+            scale, source = scale_at(make, tg, tg.nn_ratio), "locality = this model's nn_ratio"
             ev = evaluate(tg, make(scale), profile, family, "matched")
         rows.append(_row(tg, family, "matched", source, scale, ev))
         shown[family, "matched"] = ev["p_hat"]
@@ -158,7 +173,7 @@ def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = Non
                      "predict_seconds": ev["predict_seconds"]})
         if held and family in held:
             loc, source = held[family]
-            scale = loc / unit
+            scale = scale_at(make, tg, loc)
             ev = evaluate(tg, make(scale), profile, family, "held-out")
             rows.append(_row(tg, family, "held-out", source, scale, ev))
             shown[family, "held-out"] = ev["p_hat"]
@@ -169,6 +184,16 @@ def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = Non
         shown["denoise", "held-out"] = ev["p_hat"]
     return (pd.DataFrame(rows, columns=AGREEMENT_COLUMNS), pd.DataFrame(sweep), shown,
             pd.DataFrame(cost))
+
+
+def fit_t_star(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None) -> int:
+    """The t* at which ``run``'s own ``denoise`` kernel best reproduces the drift of its samples
+    X_model (n, T, C): the calibrated scale of the ``denoise`` sweep of :func:`forecast`. Used to
+    carry a denoiser, with its t*, to a model it did not see (the held-out forecast)."""
+    tg = make_target(run, X_model, profile, keep=keep)
+    _, sweep, _, _ = forecast(tg, {"denoise": family_maker("denoise", tg, X_model, run.trained)},
+                              profile)
+    return int(sweep.scale[sweep.tv_pred_model.idxmin()])
 
 
 def synthetic_localities(table: pd.DataFrame, model: str = "diffusion-unet",

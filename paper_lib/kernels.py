@@ -1,5 +1,5 @@
 """The data deviation kernel K(x'|x): small local errors around data trajectories, and the
-histogram of the quantity they predict (DESIGN.md section 5).
+histogram of the quantity they predict (docs/design.md section 5).
 
 Every kernel is an object with ``name`` (its family), ``scale`` (its one free scale, a float),
 ``params`` (the other documented parameters) and ``sample(X, rng) -> X'``: X (n, T, C) float32 in
@@ -25,9 +25,10 @@ noise is multiplied by √psd and transformed back, so it is exactly stationary,
 effects, and its per-entry variance is (1/T) Σ_k psd_k over the full spectrum.
 
 Prediction: :func:`predict` gives p̂ = histogram of m(x'), x ~ data, x' ~ K(·|x). :func:`locality`
-measures how far a kernel moves trajectories in units of :func:`data_spacing`; :func:`calibrate`
-fits a kernel's scale to a model's histogram, :func:`scale_for_locality` picks it from a target
-locality (e.g. the model's own sample-to-data distance) without looking at the model's histogram.
+measures how far a kernel moves trajectories in units of :func:`data_spacing`;
+:func:`scale_for_locality` picks the scale that reaches a target locality (e.g. the model's own
+sample-to-data distance) without looking at the model's histogram; fitting a scale to a model's
+histogram is :func:`paper_lib.forecast.forecast`'s ``calibrated`` mode.
 """
 from __future__ import annotations
 
@@ -36,16 +37,27 @@ import time
 
 import numpy as np
 
-from .metrics import Bins, histogram, tv
+from .metrics import Bins, _integer, histogram
 
 __all__ = ["Kernel", "white", "smooth", "spectral", "neighbour", "denoise", "KERNELS",
            "make_kernel", "pinned", "fit_spectral", "spectral_variance", "nearest_residuals", "knn",
-           "predict", "locality", "kernel_locality", "data_spacing", "calibrate",
-           "scale_for_locality"]
+           "predict", "locality", "kernel_locality", "data_spacing", "scale_for_locality"]
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_X(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float32)
+    """X as float32 (n, T, C); another shape, or a finite value too large for float32 (which the
+    cast would silently turn into ±inf), raises ``ValueError``. NaN and ±inf pass through."""
+    X0 = np.asarray(X)
+    if X0.dtype != np.float32 and X0.size and np.issubdtype(X0.dtype, np.number):
+        with np.errstate(invalid="ignore"):
+            big = np.abs(np.where(np.isfinite(X0), X0, 0)).max()
+        if big > _F32_MAX:
+            raise ValueError(f"trajectories must fit in float32 (|x| <= {_F32_MAX:.4g}), got a "
+                             f"finite value of magnitude {float(big):.4g}")
+    X = np.asarray(X0, dtype=np.float32)
     if X.ndim != 3:
         raise ValueError(f"trajectories must have shape (n, T, C), got {X.shape}")
     return X
@@ -70,9 +82,13 @@ class Kernel:
     def sample(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Perturbed trajectories X' (n, T, C) float32 (task units) for X (n, T, C)."""
         X = _check_X(X)
+        self._check_fits(X)
         if self.scale == 0:
             return X.copy()
         return np.asarray(self._perturb(X, rng), dtype=np.float32)
+
+    def _check_fits(self, X) -> None:
+        """Raise ``ValueError`` when X (n, T, C) does not fit this kernel (at any scale)."""
 
     def _perturb(self, X, rng):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -196,32 +212,75 @@ class spectral(Kernel):
 
 # ----------------------------------------------------------------------------- nearest neighbours
 
+def _pow2_exponent(*arrays) -> int:
+    """0 when the largest finite |x| of ``arrays`` lies in [2^-40, 2^40] or is 0 (every realistic
+    trajectory), else the e with that maximum in [2^(e-1), 2^e): scaling by 2^-e is exact and
+    keeps float32 squared distances from overflowing or underflowing."""
+    m = max((float(np.abs(np.where(np.isfinite(x), x, 0)).max()) if x.size else 0.0)
+            for x in arrays)
+    if m == 0 or 2.0 ** -40 <= m <= 2.0 ** 40:
+        return 0
+    return int(np.frexp(m)[1])
+
+
 def knn(A: np.ndarray, B: np.ndarray, k: int = 1, exclude: np.ndarray | None = None,
-        exclude_zero: bool = False, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        exclude_zero: bool = False, chunk: int = 1024,
+        exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest trajectories of B (m, T, C) to each of A (n, T, C), Euclidean over flattened
     trajectories (task units). Returns (distances (n, k) float64, indices into B (n, k)), nearest
     first.
 
     ``exclude`` (n,) gives, per row of A, an index of B to skip (A's own position when A ⊂ B);
     ``exclude_zero`` skips exact duplicates of the row. Candidates come from ``torch.cdist`` in
-    chunks of ``chunk`` rows; their distances are recomputed exactly in float64, so a duplicate
-    has distance exactly 0.
+    chunks of ``chunk`` rows; with ``exact`` their distances are recomputed exactly in float64,
+    so a duplicate has distance exactly 0; with ``exact=False`` the float32 ``cdist`` distances
+    are returned (what :func:`paper_lib.metrics.nn_distances` reports). This is the library's
+    one nearest-neighbour search.
+
+    Bad input: A and B of different (T, C), an empty B, ``k`` outside [1, m − excluded],
+    ``exclude`` not of shape (n,) or a non-positive ``chunk`` raise ``ValueError``; an empty A
+    gives empty results. A row of A with a non-finite value gets NaN distances (its indices are
+    arbitrary); rows of B with non-finite values rank last, and a distance to one is NaN. Data
+    beyond 2^±40 in magnitude are scaled by a power of two for the search, so float32 neither
+    overflows nor underflows.
     """
     import torch
 
-    a = torch.as_tensor(_check_X(A).reshape(len(A), -1))
-    b = torch.as_tensor(_check_X(B).reshape(len(B), -1))
+    A, B = _check_X(A), _check_X(B)
+    if A.shape[1:] != B.shape[1:]:
+        raise ValueError(f"knn: trajectories of A have (T, C) = {A.shape[1:]} but those of B "
+                         f"{B.shape[1:]}; both must have the same (T, C)")
+    if len(B) == 0:
+        raise ValueError(f"knn: B must hold at least one trajectory, got shape {B.shape}")
+    chunk = _integer("chunk", chunk)
+    if exclude is not None:
+        exclude = np.asarray(exclude)
+        if exclude.shape != (len(A),) or not np.issubdtype(exclude.dtype, np.integer):
+            raise ValueError(f"knn: exclude must be ({len(A)},) integer indices into B, one per "
+                             f"row of A, got {exclude.dtype} of shape {exclude.shape}")
+    a0 = torch.as_tensor(A.reshape(len(A), A.shape[1] * A.shape[2]))
+    b0 = torch.as_tensor(B.reshape(len(B), B.shape[1] * B.shape[2]))
+    e = _pow2_exponent(A, B)          # the search runs on data scaled by 2^-e (0: unscaled)
+    a, b = (a0, b0) if not e else (torch.as_tensor(np.ldexp(X.numpy().astype(np.float64), -e)
+                                                   .astype(np.float32)) for X in (a0, b0))
     extra = int(exclude is not None) + int(exclude_zero)
-    k = int(k)
+    k = _integer("k", k)
     if not 1 <= k <= len(b) - extra:
-        raise ValueError(f"need 1 <= k <= {len(b) - extra} neighbours, got k={k}")
+        raise ValueError(f"need 1 <= k <= {len(b) - extra} neighbours (B holds {len(b)} "
+                         f"trajectories, {extra} excluded per row), got k={k}")
     kc = min(k + extra, len(b))
     dist, idx = np.empty((len(a), k)), np.empty((len(a), k), dtype=np.int64)
     with torch.inference_mode():
         for s in range(0, len(a), chunk):
             ac = a[s:s + chunk]
-            cand = torch.cdist(ac, b).topk(kc, dim=1, largest=False).indices        # (c, kc)
-            d = (b[cand].double() - ac[:, None].double()).pow(2).sum(-1).sqrt()      # exact
+            top = torch.cdist(ac, b).topk(kc, dim=1, largest=False)
+            cand = top.indices                                                       # (c, kc)
+            if exact:                                   # exact, from the unscaled data
+                d = (b0[cand].double() - a0[s:s + chunk, None].double()).pow(2).sum(-1).sqrt()
+            else:
+                d = top.values.double()
+                if e:
+                    d = d * 2.0 ** e
             if exclude is not None:
                 own = torch.as_tensor(np.asarray(exclude)[s:s + chunk], dtype=torch.long)
                 d[cand == own[:, None]] = float("inf")
@@ -230,6 +289,8 @@ def knn(A: np.ndarray, B: np.ndarray, k: int = 1, exclude: np.ndarray | None = N
             d, order = d.sort(dim=1)
             dist[s:s + chunk] = d[:, :k].numpy()
             idx[s:s + chunk] = cand.gather(1, order)[:, :k].numpy()
+    dist[~np.isfinite(A).all(axis=(1, 2))] = np.nan
+    dist[~np.isfinite(dist)] = np.nan
     return dist, idx
 
 
@@ -249,6 +310,8 @@ class neighbour(Kernel):
     The kNN index of the training set is computed once at construction (self excluded by index).
     ``sample`` uses it when X is the training set (same object or equal array); for any other X
     the neighbours are searched on the fly, skipping exact duplicates (distance 0) of each row.
+    X of another (T, C) than the training set raises ``ValueError``; a row of X with NaN or inf
+    stays non-finite.
     """
 
     name = "neighbour"
@@ -267,8 +330,17 @@ class neighbour(Kernel):
 
         return {**super().fingerprint(), "train": fingerprint(self.train)}
 
+    def _check_fits(self, X) -> None:
+        if X.shape[1:] != self.train.shape[1:]:
+            T, C = self.train.shape[1:]
+            raise ValueError(f"neighbour: trajectories have (T, C) = {X.shape[1:]} but the "
+                             f"training set {self.train.shape[1:]}; X must have shape (n, {T}, "
+                             f"{C})")
+
     def neighbours(self, X: np.ndarray) -> np.ndarray:
         """Indices (n, k) into ``train`` of the k nearest training trajectories of each row of X."""
+        X = _check_X(X)
+        self._check_fits(X)
         if X is self.train or (X.shape == self.train.shape and np.array_equal(X, self.train)):
             return self.index
         return knn(X, self.train, self.params["k"], exclude_zero=True, chunk=self.chunk)[1]
@@ -383,7 +455,9 @@ def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.rando
     to compute (when it was computed: a cached prediction reports the original cost). The kernel
     sees the whole dataset once per draw when it has at most ``chunk`` trajectories (so
     ``neighbour`` reuses its training-set index), else consecutive blocks of ``chunk``
-    trajectories; memory is O(chunk · T · C).
+    trajectories; memory is O(chunk · T · C). ``draws`` and ``chunk`` must be positive integers,
+    else ``ValueError``; trajectories the task cannot measure give NaN q, which the histogram
+    counts in the underflow bin.
 
     The q values are cached (``use_cache``) under the task, a hash of X, the kernel's
     ``fingerprint()``, ``draws``, ``chunk`` and the state of ``rng``; a cached call leaves ``rng``
@@ -392,9 +466,8 @@ def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.rando
     from . import cache
 
     X = dataset.X if hasattr(dataset, "X") else _check_X(dataset)
-    draws = int(draws)
-    if draws < 1:
-        raise ValueError(f"draws must be >= 1, got {draws}")
+    draws = _integer("draws", draws)
+    _integer("chunk", chunk)
     spec = {"task": task, "X": cache.fingerprint(X), "kernel": kernel.fingerprint(),
             "draws": draws, "chunk": int(chunk)} \
         if use_cache and hasattr(kernel, "fingerprint") else None
@@ -481,58 +554,23 @@ def data_spacing(train: np.ndarray, n_ref: int = 2000, rng: np.random.Generator 
     return cache.memo("spacing", spec, lambda: compute(np.random.default_rng(0)))
 
 
-def calibrate(family: str, make, p_model: np.ndarray, task, dataset, bins: Bins, scales,
-              draws: int, rng: np.random.Generator, spacing: float | None = None):
-    """Fit a kernel's free scale to a trained model: grid search over ``scales`` minimising
-    TV(p̂, p_model). ``make(scale) -> Kernel`` builds the kernel (``None``: ``make_kernel(family,
-    scale=scale)``). Every grid point uses the same random stream (common random numbers), so the
-    TV curve is not jittered by sampling noise.
+def scale_for_locality(make, X: np.ndarray, spacing: float, target: float,
+                       rng: np.random.Generator, use_cache: bool = True) -> float:
+    """The scale at which ``make(scale)`` moves X (n, T, C) by ``target`` data spacings (e.g. the
+    model's own sample-to-nearest-data ratio ``nn_ratio``): ``target / locality at scale 1``,
+    the locality measured by :func:`kernel_locality` with ``rng`` (cached unless ``use_cache`` is
+    False).
 
-    Returns (best scale, table): a pandas DataFrame with one row per scale: family, scale, tv,
-    edf, rho (from :func:`paper_lib.metrics.agreement`, against the measured data histogram), the
-    kernel's mean predicted q, and its locality when ``spacing`` is given.
+    Exact for the data-only kernels (white, smooth, spectral, neighbour): their x' - x is
+    proportional to the scale under a common random stream, so locality is linear in it. Not
+    for ``denoise``, whose scale is a diffusion step. The one place a kernel scale is found from
+    a locality: notebooks, :mod:`paper_lib.forecast` and the benchmark call it.
     """
-    import pandas as pd
-
-    from .metrics import agreement
-
-    make = (lambda s: make_kernel(family, scale=s)) if make is None else make
-    X = dataset.X
-    p_data = histogram(task.measure(X), bins)
-    seed = int(rng.integers(2 ** 63))
-    rows = []
-    for s in scales:
-        k = make(s)
-        p_hat, q = predict(task, dataset, k, draws, bins, np.random.default_rng(seed))
-        a = agreement(p_hat, p_model, p_data)
-        row = {"family": family, "scale": float(s), "tv": tv(p_hat, p_model), "edf": a["edf"],
-               "rho": a["rho"], "mean_q": float(np.mean(q))}
-        if spacing is not None:
-            row["locality"] = locality(X, k.sample(X, np.random.default_rng(seed)), spacing)
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    return float(table["scale"].iloc[int(np.argmin(table["tv"].to_numpy()))]), table
-
-
-def scale_for_locality(make, X: np.ndarray, spacing: float, target: float, scales=None,
-                       rng: np.random.Generator | None = None) -> tuple[float, np.ndarray]:
-    """The scale whose kernel moves X by ``target`` data spacings (e.g. the model's own
-    sample-to-nearest-data ratio): locality is evaluated on the grid ``scales`` (default 0 and
-    geomspace(1e-4, 10, 41)) with one common random stream, and linearly interpolated.
-
-    For white, smooth, spectral and neighbour kernels x' − x is exactly proportional to the scale
-    under common random numbers, so the interpolation is exact. Returns (scale, localities on the
-    grid). Raises if ``target`` is outside the grid's range of localities.
-    """
-    X = _check_X(X)
-    scales = (np.r_[0.0, np.geomspace(1e-4, 10, 41)] if scales is None
-              else np.sort(np.asarray(scales, float)))
-    seed = int((np.random.default_rng(0) if rng is None else rng).integers(2 ** 63))
-    loc = np.array([locality(X, make(s).sample(X, np.random.default_rng(seed)), spacing)
-                    for s in scales])
-    if np.any(np.diff(loc) < 0):
-        raise ValueError(f"locality is not monotone in scale on this grid: {np.round(loc, 4)}")
-    if not loc[0] <= target <= loc[-1]:
-        raise ValueError(f"target locality {target:g} outside [{loc[0]:g}, {loc[-1]:g}] reached by "
-                         f"scales {scales[0]:g}..{scales[-1]:g}; widen the grid")
-    return float(np.interp(target, loc, scales)), loc
+    target = float(target)
+    if not np.isfinite(target) or target < 0:
+        raise ValueError(f"target locality must be finite and >= 0, got {target!r}")
+    unit = kernel_locality(make(1.0), X, spacing, rng, use_cache=use_cache)
+    if not unit > 0:
+        raise ValueError(f"the kernel does not move the data at scale 1 (locality {unit!r}); "
+                         "no scale reaches a positive target locality")
+    return target / unit

@@ -3,9 +3,16 @@
 Every histogram in the companion lives on one :class:`Bins`: ``n`` equal bins over the prior's
 support plus an underflow bin (q < lo) and an overflow bin (q >= hi), so mass that leaves the
 support is counted, not dropped. Probabilities therefore have length ``n + 2``.
+
+Bad input: sizes that are not whole numbers of the right sign, empty samples, histograms of
+different shapes or a sample without a single finite value raise ``ValueError`` naming the
+argument, its value and what is valid. NaN and ±inf inside a sample are data, not errors: the
+histograms count NaN and −inf as underflow and +inf as overflow (a measurement returns NaN for a
+trajectory it cannot measure, so such trajectories are counted, not dropped); ``w1`` drops them.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,19 +22,54 @@ __all__ = ["Bins", "histogram", "bootstrap_histogram", "tv", "w1", "noise_floor_
            "uniform_histogram", "uniform_quantiles", "nn_distances", "consistent_bins", "agreement"]
 
 
+def _integer(name: str, value, minimum: int = 1, whole_floats: bool = True) -> int:
+    """``value`` as an int if it is a whole number >= ``minimum`` (an integral float such as 1e4
+    counts unless ``whole_floats`` is False), else ``ValueError`` naming ``name``, the value and
+    what is valid. Booleans are not numbers here."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if not ok and whole_floats and isinstance(value, numbers.Real) \
+            and not isinstance(value, (bool, np.bool_)):
+        ok = bool(np.isfinite(value)) and float(value).is_integer()
+    if not ok or int(value) < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def _finite_number(name: str, value) -> float:
+    """``value`` as a float if it is a finite real number, else ``ValueError`` naming ``name``."""
+    try:
+        v = None if isinstance(value, (bool, np.bool_, str, bytes)) else float(value)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class Bins:
-    """``n`` equal bins on ``[lo, hi)`` plus under/overflow. Index 0 is under, ``n + 1`` is over."""
+    """``n`` equal bins on ``[lo, hi)`` plus under/overflow. Index 0 is under, ``n + 1`` is over.
+
+    ``lo`` and ``hi`` must be finite numbers with lo < hi and a finite width hi − lo, ``n`` a
+    positive integer (an int, not a float); anything else raises ``ValueError``."""
 
     lo: float
     hi: float
     n: int
 
     def __post_init__(self):
-        if not (np.isfinite(self.lo) and np.isfinite(self.hi) and self.hi > self.lo):
-            raise ValueError(f"need finite lo < hi, got lo={self.lo}, hi={self.hi}")
-        if int(self.n) < 1:
-            raise ValueError(f"need at least one bin, got n={self.n}")
+        try:
+            lo, hi = _finite_number("lo", self.lo), _finite_number("hi", self.hi)
+            ok = hi > lo
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"Bins: lo and hi must be finite numbers with lo < hi, got "
+                             f"lo={self.lo!r}, hi={self.hi!r}")
+        if not np.isfinite(hi - lo):
+            raise ValueError(f"Bins: hi - lo must be finite, got lo={self.lo!r}, hi={self.hi!r}")
+        _integer("Bins: n (the number of inner bins)", self.n, whole_floats=False)
 
     @property
     def edges(self) -> np.ndarray:
@@ -52,25 +94,26 @@ class Bins:
                 + [f">={e[-1]:.3g}"])
 
     def index(self, q: np.ndarray) -> np.ndarray:
-        """Bin index of each value, shape like q; NaN/inf go to under (−inf, NaN) or over (+inf)."""
+        """Bin index of each value, shape like q, int64 in [0, n + 1]: values below ``lo`` go to
+        the underflow bin 0, values >= ``hi`` to the overflow bin n + 1, however large (the bin
+        number is clipped before it is cast to an integer, so 1e300 cannot wrap around); −inf
+        and NaN go to underflow, +inf to overflow."""
         q = np.asarray(q, dtype=float)
-        idx = np.floor((q - self.lo) / self.width).astype(np.int64, copy=False) + 1 \
-            if np.all(np.isfinite(q)) else self._index_nonfinite(q)
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e308 / width: inf, over
+            z = np.floor((q - self.lo) / self.width)       # NaN stays NaN, ±inf stays ±inf
+        if not np.all(np.isfinite(z)) or z.size and (z.min() < -1 or z.max() > self.n):
+            z = np.where(np.isnan(z), -1.0, np.clip(z, -1.0, float(self.n)))
+        idx = z.astype(np.int64, copy=False) + 1
         return np.clip(idx, 0, self.n + 1)
-
-    def _index_nonfinite(self, q: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(q)
-        out = np.zeros(q.shape, dtype=np.int64)
-        out[finite] = np.floor((q[finite] - self.lo) / self.width).astype(np.int64) + 1
-        out[np.isposinf(q)] = self.n + 1
-        return out
 
 
 def histogram(q: np.ndarray, bins: Bins) -> np.ndarray:
-    """Probability of each bin, shape (n + 2,), summing to 1."""
+    """Probability of each bin, shape (n + 2,), summing to 1. NaN and ±inf are counted in the
+    under/overflow bins (see :meth:`Bins.index`); an empty sample raises ``ValueError``."""
     q = np.asarray(q).ravel()
     if q.size == 0:
-        raise ValueError("histogram of an empty sample")
+        raise ValueError("histogram of an empty sample: q must hold at least one value, got "
+                         "shape (0,)")
     return np.bincount(bins.index(q), minlength=bins.n + 2) / q.size
 
 
@@ -80,7 +123,12 @@ def bootstrap_histogram(q: np.ndarray, bins: Bins, n_boot: int, rng: np.random.G
 
     Returns ``(p, lo, hi)``, each shape (n + 2,): the histogram and the ``level`` band of the bin
     probabilities over ``n_boot`` resamples (vectorised: a multinomial per resample).
+    ``n_boot`` must be a positive integer and ``level`` in (0, 1), else ``ValueError``.
     """
+    n_boot = _integer("n_boot", n_boot)
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real) \
+            or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
     p = histogram(q, bins)
     n = np.asarray(q).size
     boots = rng.multinomial(n, p, size=n_boot) / n
@@ -89,16 +137,29 @@ def bootstrap_histogram(q: np.ndarray, bins: Bins, n_boot: int, rng: np.random.G
 
 
 def tv(p: np.ndarray, q: np.ndarray) -> float:
-    """Total variation distance ½Σ|p − q| between two histograms on the same bins."""
+    """Total variation distance ½Σ|p − q| between two histograms on the same bins.
+
+    Histograms of different shapes or empty ones raise ``ValueError``; a histogram holding a
+    non-finite entry gives NaN."""
     p, q = np.asarray(p, float), np.asarray(q, float)
     if p.shape != q.shape:
         raise ValueError(f"histograms on different bins: {p.shape} vs {q.shape}")
-    return 0.5 * float(np.abs(p - q).sum())
+    if p.size == 0:
+        raise ValueError(f"tv of empty histograms: p and q must hold at least one bin, got "
+                         f"shape {p.shape}")
+    d = 0.5 * float(np.abs(p - q).sum())
+    return d if np.isfinite(d) else float("nan")
 
 
 def w1(a: np.ndarray, b: np.ndarray) -> float:
-    """1-Wasserstein distance between two samples of q (in units of q). Non-finite values dropped."""
+    """1-Wasserstein distance between two samples of q (in units of q). Non-finite values (NaN
+    of trajectories a measurement could not measure, ±inf) are dropped; a sample left without
+    a single finite value raises ``ValueError`` naming it."""
     a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    for name, x in (("a", a), ("b", b)):
+        if not np.isfinite(x).any():
+            raise ValueError(f"w1: sample {name} has no finite value (it holds {x.size} values, "
+                             f"none finite); need at least one finite value")
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     return float(stats.wasserstein_distance(a, b))
 
@@ -107,16 +168,23 @@ def noise_floor_tv(sample_prior, n: int, bins: Bins, rng: np.random.Generator,
                    repeats: int = 20) -> float:
     """Mean TV between two independent draws of size ``n`` from the prior: the drift of no model.
 
-    ``sample_prior(n, rng)`` draws n values of q.
+    ``sample_prior(n, rng)`` draws n values of q. ``n`` and ``repeats`` must be positive
+    integers, else ``ValueError``.
     """
+    n, repeats = _integer("n", n), _integer("repeats", repeats)
     vals = [tv(histogram(sample_prior(n, rng), bins), histogram(sample_prior(n, rng), bins))
             for _ in range(repeats)]
     return float(np.mean(vals))
 
 
 def mass_shift(p_model: np.ndarray, p_ref: np.ndarray) -> np.ndarray:
-    """Bin-wise drift Δ = p_model − p_ref, shape (n + 2,): positive where mass is gained."""
-    return np.asarray(p_model, float) - np.asarray(p_ref, float)
+    """Bin-wise drift Δ = p_model − p_ref, shape (n + 2,): positive where mass is gained.
+    Histograms of different shapes raise ``ValueError`` (they are not broadcast)."""
+    p_model, p_ref = np.asarray(p_model, float), np.asarray(p_ref, float)
+    if p_model.shape != p_ref.shape:
+        raise ValueError(f"histograms on different bins: p_model {p_model.shape} vs p_ref "
+                         f"{p_ref.shape}")
+    return p_model - p_ref
 
 
 def uniform_histogram(bins: Bins) -> np.ndarray:
@@ -125,7 +193,16 @@ def uniform_histogram(bins: Bins) -> np.ndarray:
 
 
 def uniform_quantiles(lo: float, hi: float, n: int = 10000) -> np.ndarray:
-    """n evenly spaced quantiles of U[lo, hi): a deterministic stand-in for the prior in W1."""
+    """n evenly spaced quantiles of U[lo, hi): a deterministic stand-in for the prior in W1.
+    ``n`` must be a positive integer and lo < hi finite, else ``ValueError``."""
+    n = _integer("n", n)
+    try:
+        ok = _finite_number("lo", lo) < _finite_number("hi", hi)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"lo and hi must be finite numbers with lo < hi, got lo={lo!r}, "
+                         f"hi={hi!r}")
     return lo + (hi - lo) * (np.arange(n) + 0.5) / n
 
 
@@ -134,20 +211,28 @@ def nn_distances(A: np.ndarray, B: np.ndarray, exclude_self: bool = False,
     """Euclidean distance from each trajectory of A (n, T, C) to its nearest one in B (m, T, C).
 
     Trajectories are flattened (units of the trajectories). With ``exclude_self`` (A is B or a
-    prefix of it) the zero distance of a trajectory to itself is skipped. Returns (n,).
-    """
-    import torch
+    prefix of it) the zero distance of a trajectory to itself is skipped. Returns (n,) float64:
+    the float32 ``torch.cdist`` distances of :func:`paper_lib.kernels.knn` (``exact=False``;
+    the one nearest-neighbour search of the library), in chunks of ``chunk`` rows of A.
+    Accuracy is float32's relative to the data's magnitude, not to each distance: a distance far
+    below the trajectories' norms (near-duplicates; torch computes ‖a‖² + ‖b‖² − 2a·b for more
+    than 25 rows) carries an absolute error up to ~1e-3 of those norms. ``knn(exact=True)``
+    recomputes distances exactly.
 
-    a = torch.as_tensor(np.asarray(A, np.float32).reshape(len(A), -1))
-    b = torch.as_tensor(np.asarray(B, np.float32).reshape(len(B), -1))
-    out = np.empty(len(a))
-    with torch.inference_mode():
-        for s in range(0, len(a), chunk):
-            d = torch.cdist(a[s:s + chunk], b)
-            if exclude_self:
-                rows = torch.arange(d.shape[0])
-                d[rows, rows + s] = float("inf")
-            out[s:s + chunk] = d.min(1).values.numpy()
+    Bad input: an empty A or B (or B of one trajectory with ``exclude_self``), trajectories of
+    different (T, C) or a non-positive ``chunk`` raise ``ValueError``; a trajectory of A with a
+    non-finite value gets NaN, and so does a distance too large for float32.
+    """
+    from .kernels import knn  # lazy: kernels imports this module
+
+    A, B = np.asarray(A), np.asarray(B)
+    for name, X in (("A", A), ("B", B)):
+        if X.ndim != 3 or len(X) == 0:
+            raise ValueError(f"nn_distances: {name} must be trajectories of shape (n, T, C) with "
+                             f"n >= 1, got shape {X.shape}")
+    exclude = np.arange(len(A)) if exclude_self else None
+    out = knn(A, B, k=1, exclude=exclude, chunk=chunk, exact=False)[0][:, 0]
+    out[~np.isfinite(out)] = np.nan
     return out
 
 
@@ -176,8 +261,22 @@ def agreement(p_pred: np.ndarray, p_model: np.ndarray, p_data: np.ndarray,
     * ``edf``: explained drift fraction 1 − TV(p_pred, p_model) / TV(p_data, p_model): 1 for a
       perfect prediction, 0 for predicting no drift, negative when worse than that;
     * ``tv_pred_model`` and ``tv_prior_model``: the two TVs behind it.
+
+    Empty histograms, histograms of different shapes or a ``noise`` that does not broadcast to
+    them raise ``ValueError``.
     """
     p_pred, p_model, p_data = (np.asarray(a, float) for a in (p_pred, p_model, p_data))
+    if p_pred.size == 0 or p_model.size == 0 or p_data.size == 0:
+        raise ValueError(f"agreement of empty histograms: need at least one bin, got p_pred "
+                         f"{p_pred.shape}, p_model {p_model.shape}, p_data {p_data.shape}")
+    if not p_pred.shape == p_model.shape == p_data.shape:
+        raise ValueError(f"agreement: histograms on different bins: p_pred {p_pred.shape}, "
+                         f"p_model {p_model.shape}, p_data {p_data.shape}")
+    try:
+        np.broadcast_to(np.asarray(noise, float), p_data.shape)
+    except ValueError:
+        raise ValueError(f"agreement: noise of shape {np.shape(noise)} does not fit histograms "
+                         f"of shape {p_data.shape} (need a scalar or that shape)") from None
     d_pred, d_obs = p_pred - p_data, p_model - p_data
     if np.std(d_pred) > 0 and np.std(d_obs) > 0:
         rho = float(np.corrcoef(d_pred, d_obs)[0, 1])

@@ -140,34 +140,78 @@ def update_table(df: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:
     """Merge rows into ``tables/NAME.csv``: rows of the existing table with the same ``keys`` as a
     new row are replaced, others are kept (so several notebooks can each own some rows). The
     result is sorted by ``keys`` and written atomically; it is returned. A lock file serialises
-    concurrent updates (notebooks run with ``make -j``)."""
+    concurrent updates (notebooks run with ``make -j``).
+
+    An existing table that cannot be read completely (0 bytes, a header or last row cut short by
+    a killed run, a row with the wrong number of fields) is reported with a ``UserWarning`` naming
+    the file and rebuilt from its complete rows plus the rows being written; the key columns of
+    those rows take the types of ``df``'s (an int ``seed`` stays int), so a key is matched and
+    replaced, not duplicated. A complete table whose columns differ from ``df``'s raises
+    ``ValueError``."""
+    import csv
     import fcntl
+    import warnings
 
     path = output_dir() / "tables" / f"{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():
-            old = pd.read_csv(path)
-            if list(old.columns) != list(df.columns):
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            complete = text.endswith("\n")
+            if not complete:                      # the last line was cut short: drop it
+                text = text[:text.rfind("\n") + 1]
+            rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+            header, body = (rows[0], rows[1:]) if rows else (None, [])
+            good = [r for r in body if header is not None and len(r) == len(header)]
+            bad = len(body) - len(good) + (not complete)
+            if header is None:
+                old = None
+                warnings.warn(f"table {name}: {path} is empty or its header is incomplete; "
+                              f"rebuilding it from the {len(df)} rows being written",
+                              UserWarning, stacklevel=2)
+            elif bad:
+                buf = io.StringIO()
+                csv.writer(buf, lineterminator="\n").writerows([header, *good])
+                old = pd.read_csv(io.StringIO(buf.getvalue()))
+                warnings.warn(f"table {name}: {path} has {bad} incomplete row(s); rebuilding it "
+                              f"from its {len(good)} complete rows and the {len(df)} rows being "
+                              f"written", UserWarning, stacklevel=2)
+            else:
+                old = pd.read_csv(path)
+            if old is not None and list(old.columns) != list(df.columns):
                 raise ValueError(f"table {name}: columns {list(df.columns)} differ from the "
                                  f"existing {list(old.columns)}")
-            new_keys = set(map(tuple, df[keys].astype(str).values))
-            keep = [tuple(r) not in new_keys for r in old[keys].astype(str).values]
-            df = pd.concat([old[keep], df], ignore_index=True)
+            if old is not None and bad:
+                for k in keys:                    # key columns take df's types when lossless
+                    if old[k].dtype != df[k].dtype and not old[k].isna().any():
+                        try:
+                            cast = old[k].astype(df[k].dtype)
+                        except (TypeError, ValueError):
+                            continue
+                        if (cast == old[k]).all():
+                            old[k] = cast
+            if old is not None:
+                new_keys = set(map(tuple, df[keys].astype(str).values))
+                keep = [tuple(r) not in new_keys for r in old[keys].astype(str).values]
+                df = pd.concat([old[keep], df], ignore_index=True)
         df = df.sort_values(keys, kind="stable").reset_index(drop=True)
         save_table(df, name)
     return df
 
 
-def read_table(name: str) -> pd.DataFrame | None:
-    """``tables/NAME.csv`` of the current output folder, else the committed one under the
-    repository's ``figures/tables`` (e.g. notebook 03's rows read by notebook 04 when 03 has not
-    run under this profile); None when neither exists."""
-    for folder in (output_dir() / "tables", ROOT / "figures" / "tables"):
-        if (folder / f"{name}.csv").exists():
-            return pd.read_csv(folder / f"{name}.csv")
-    return None
+def read_table(name: str) -> pd.DataFrame:
+    """``tables/NAME.csv`` of the current output folder (the profile's: :func:`output_dir`).
+    A missing table raises ``FileNotFoundError`` saying which notebook to run first; there is
+    no fallback to another profile's table, so a smoke or paper run never mixes in the
+    committed default-profile numbers."""
+    path = output_dir() / "tables" / f"{name}.csv"
+    if not path.exists():
+        writer = {"kernel_agreement": "03_kernel", "kernel_cost": "03_kernel",
+                  "drift": "02_mechanism"}.get(name, "the notebook that writes it")
+        raise FileNotFoundError(f"table {name!r} not found at {path}: run {writer} under the "
+                                f"same profile first (make orders it so)")
+    return pd.read_csv(path)
 
 
 def edf_locality(sweep: pd.DataFrame, nn_ratio: float, title: str, width: int, height: int,

@@ -119,3 +119,38 @@ def test_agreement_opposite_prediction_is_negative():
     assert a["rho"] == pytest.approx(-1) and a["sign_agreement"] == 0 and a["edf"] < 0
     half = agreement(np.array([0.6, 0.4]), model, data)
     assert half["edf"] == pytest.approx(0.5)
+
+
+def _nn_distances_before(A, B, exclude_self=False, chunk=2048):
+    """The implementation nn_distances had before it called kernels.knn (issue 12)."""
+    import torch
+
+    a = torch.as_tensor(np.asarray(A, np.float32).reshape(len(A), -1))
+    b = torch.as_tensor(np.asarray(B, np.float32).reshape(len(B), -1))
+    out = np.empty(len(a))
+    with torch.inference_mode():
+        for s in range(0, len(a), chunk):
+            d = torch.cdist(a[s:s + chunk], b)
+            if exclude_self:
+                rows = torch.arange(d.shape[0])
+                d[rows, rows + s] = float("inf")
+            out[s:s + chunk] = d.min(1).values.numpy()
+    return out
+
+
+@pytest.mark.parametrize("chunk", [2048, 64, 7])
+def test_nn_distances_is_knn_and_bitwise_unchanged(chunk):
+    from paper_lib import kernels
+    from paper_lib.metrics import nn_distances
+
+    g = np.random.default_rng(1)
+    A = g.normal(size=(300, 16, 2))
+    B = g.normal(size=(500, 16, 2)).astype(np.float32)
+    B[7] = B[3]                                         # a duplicate: ties
+    for args in ((A, B, False), (B, B, True), (B[:120], B, True), (A[:1], B, False)):
+        new = nn_distances(*args, chunk=chunk)
+        assert new.dtype == np.float64
+        assert new.tobytes() == _nn_distances_before(*args, chunk=chunk).tobytes()
+        exclude = np.arange(len(args[0])) if args[2] else None
+        d, _ = kernels.knn(args[0], args[1], k=1, exclude=exclude, chunk=chunk, exact=False)
+        assert d[:, 0].tobytes() == new.tobytes()

@@ -82,12 +82,17 @@ def test_update_table_replaces_rows_with_same_keys():
         plots.update_table(pd.DataFrame({"task": ["x"]}), "drift_demo", ["task"])
 
 
-def test_read_table_prefers_the_current_output_folder():
+def test_read_table_reads_the_current_output_folder_only():
     import pandas as pd
 
-    from paper_lib import plots
+    from paper_lib import ROOT, plots
 
-    assert plots.read_table("no_such_table") is None
+    assert (ROOT / "figures" / "tables" / "kernel_agreement.csv").exists()
+    # the committed default-profile table is never a fallback for another output folder
+    with pytest.raises(FileNotFoundError, match="kernel_agreement.*run 03_kernel"):
+        plots.read_table("kernel_agreement")
+    with pytest.raises(FileNotFoundError, match="no_such_table"):
+        plots.read_table("no_such_table")
     plots.update_table(pd.DataFrame({"task": ["a"], "v": [1.0]}), "t_read", ["task"])
     plots.update_table(pd.DataFrame({"task": ["b"], "v": [2.0]}), "t_read", ["task"])
     assert plots.read_table("t_read").task.tolist() == ["a", "b"]

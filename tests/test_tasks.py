@@ -115,3 +115,93 @@ def test_bad_task_parameter_is_a_clear_error():
 def test_task_parameters_change_the_support():
     t = paper_lib.get_task("cone", lo=1.0, hi=2.0)
     assert t.support == (1.0, 2.0)
+
+
+# ----------------------------------------------------------------------------- the Task protocol
+
+# cache.spec_key("task", get_task(name)) of every task with default parameters, computed on the
+# code before the protocol was validated: dataset, model and prediction cache keys hold a task's
+# dataclass fields, so these must never change by accident.
+SPEC_KEYS = {"sine": "758b1675374e269763dc21ec", "cone": "ac10a7d7d7a413565c02420d",
+             "logistic": "b95df489d17a85b2ddb8c7f3", "maze": "060d219fb0e3f3703ed352ed",
+             "pendulum": "0d127a999cf464a8441fa7e0"}
+DATASET_KEYS = {"sine": "17077018c9c388945228c049", "cone": "406dfecb05a20778b2595dd3",
+                "logistic": "9b615ad7291c15a97c5068b8", "maze": "26354754a4539156cd379269",
+                "pendulum": "e04134029609a608a4dd0439"}
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_KEYS))
+def test_cache_keys_of_existing_tasks_are_unchanged(name):
+    from paper_lib import cache
+    from paper_lib.datasets import DATA_VERSION
+
+    t = get_task(name)
+    assert cache.spec_key("task", t) == SPEC_KEYS[name]
+    spec = {"task": t.name, "params": t, "n": 1000, "seed": 0, "v": DATA_VERSION}
+    assert cache.spec_key("dataset", spec) == DATASET_KEYS[name]
+
+
+def test_a_task_written_by_a_user_runs_through_datasets_and_kernels():
+    from dataclasses import dataclass
+
+    from paper_lib import kernels
+    from paper_lib.datasets import make_dataset
+    from paper_lib.metrics import Bins
+    from paper_lib.tasks import Task
+
+    @dataclass(frozen=True)
+    class Ramp(Task):                      # q = the slope of a straight line, per window
+        name = "ramp"
+        quantity = "slope"
+        channels: tuple[str, ...] = ("x",)
+        lo: float = 0.5
+        hi: float = 2.0
+
+        def generate(self, q, rng):
+            t = np.arange(self.T) / self.T
+            return (np.asarray(q)[:, None, None] * t[None, :, None]).astype(np.float32)
+
+        def measure(self, X):
+            X = self.check(X)[..., 0].astype(np.float64)
+            return (X[:, -1] - X[:, 0]) * self.T / (self.T - 1)
+
+    task = Ramp(T=16)
+    assert task.C == 1 and task.support == (0.5, 2.0)
+    data = make_dataset(task, 64, seed=3)
+    assert data.X.shape == (64, 16, 1) and data.task == "ramp"
+    np.testing.assert_allclose(task.measure(data.X), data.q, rtol=1e-5)
+    again = make_dataset(task, 64, seed=3)                              # from the cache
+    assert np.array_equal(again.X, data.X)
+    bins = Bins(task.lo, task.hi, 6)
+    for K in (kernels.white(0.01), kernels.neighbour(data.X, 0.5, k=4)):
+        p, q = kernels.predict(task, data, K, 2, bins, np.random.default_rng(0))
+        assert p.shape == (8,) and p.sum() == pytest.approx(1) and q.shape == (128,)
+        assert np.isfinite(q).all()
+
+
+def test_a_parameter_without_annotation_is_an_error_when_the_class_is_defined():
+    from dataclasses import dataclass
+
+    from paper_lib.tasks import Task
+
+    with pytest.raises(TypeError, match=r"channels = \('x',\).*annotation.*channels: tuple"):
+        @dataclass(frozen=True)
+        class Bad(Task):
+            name = "bad"
+            channels = ("x",)
+    with pytest.raises(TypeError, match="T = 32"):
+        class AlsoBad(get_task("sine").__class__):
+            T = 32
+
+
+def test_a_task_that_is_not_a_dataclass_is_an_error_when_constructed():
+    from paper_lib.tasks import Task
+
+    class Undecorated(Task):
+        name = "undecorated"
+        channels: tuple[str, ...] = ("x",)
+
+    with pytest.raises(TypeError, match="Undecorated.*not a dataclass.*@dataclass"):
+        Undecorated()
+    with pytest.raises(ValueError, match="channels must be a non-empty tuple"):
+        Task()                                       # the base has no channels of its own

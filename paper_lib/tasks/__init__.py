@@ -1,4 +1,4 @@
-"""Task registry: ``get_task(name)`` for every task of DESIGN.md section 3."""
+"""Task registry: ``get_task(name)`` for every task of docs/design.md section 3."""
 from __future__ import annotations
 
 from .base import Task
@@ -18,7 +18,8 @@ SYNTHETIC = ("sine", "cone", "logistic")
 def get_task(name: str | Task, **params) -> Task:
     """The task called ``name`` (optionally with changed parameters, e.g. ``lo=``/``hi=``).
 
-    An unknown name raises ``ValueError`` listing the valid ones.
+    An unknown name raises ``ValueError`` listing the valid ones; an unknown parameter, or a bad
+    value for a known one (``T=-3``, ``lo > hi``, ...), raises ``ValueError`` naming it.
     """
     if isinstance(name, Task):
         return name

@@ -3,6 +3,10 @@
 p_t = c (t/T) (cos(θ0 + 2πk t/T), sin(θ0 + 2πk t/T)), t = 0..T−1, with k turns and θ0 ~ U[0, 2π).
 q = travel distance Σ_t ‖p_{t+1} − p_t‖. Travel distance is linear in c and independent of θ0,
 so c = q / L(1) generates a path of exactly the requested length.
+
+Bad input: ``measure`` (and :func:`travel_distance`) gives NaN for a trajectory with a NaN or inf;
+steps of extreme size (beyond 2^±500) are rescaled by a power of two so the squares neither
+overflow nor underflow. ``lo`` must be >= 0 (a distance) and ``turns`` finite, else ``ValueError``.
 """
 from __future__ import annotations
 
@@ -16,9 +20,27 @@ __all__ = ["ConeTask", "travel_distance"]
 
 
 def travel_distance(X: np.ndarray) -> np.ndarray:
-    """Σ_t ‖x_{t+1} − x_t‖ over time for trajectories (n, T, C) -> (n,), float64."""
-    d = np.diff(np.asarray(X, np.float64), axis=1)
-    return np.sqrt((d ** 2).sum(-1)).sum(-1)
+    """Σ_t ‖x_{t+1} − x_t‖ over time for trajectories (n, T, C) -> (n,), float64.
+
+    NaN for a trajectory with a non-finite value (and for a distance beyond the float64 range);
+    another shape than (n, T, C) raises ``ValueError``."""
+    X = np.asarray(X, np.float64)
+    if X.ndim != 3:
+        raise ValueError(f"travel_distance: trajectories must have shape (n, T, C), got {X.shape}")
+    d = np.diff(X, axis=1)
+    out = np.sqrt((d ** 2).sum(-1)).sum(-1)
+    if d.size:
+        with np.errstate(invalid="ignore"):
+            m = np.abs(d).max(axis=(1, 2))
+        extreme = np.isfinite(m) & ((m > 2.0 ** 500) | ((m < 2.0 ** -500) & (m > 0)))
+        if extreme.any():                     # exact rescaling by a power of two
+            e = np.frexp(m[extreme])[1]
+            ds = np.ldexp(d[extreme], -e[:, None, None])
+            out[extreme] = np.ldexp(np.sqrt((ds ** 2).sum(-1)).sum(-1), e)
+    bad = ~np.isfinite(out) | ~np.isfinite(X).all(axis=(1, 2))
+    if bad.any():
+        out[bad] = np.nan
+    return out
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,12 @@ class ConeTask(Task):
     hi: float = 6.0
     turns: float = 2.0
     scale: float = 1.0    # model units = task units: the largest radius (q = 6) is ~0.93
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.lo >= 0:
+            raise ValueError(f"cone: lo must be >= 0 (q is a travel distance), got lo={self.lo!r}")
+        self._positive("turns", minimum=-np.inf)
 
     def _unit_path(self, theta0: np.ndarray) -> np.ndarray:
         t = np.arange(self.T) / self.T

@@ -4,9 +4,16 @@ Prior r ~ U[3, 4], which crosses period doubling, chaos and periodic windows; x_
 The measurement is the least-squares estimate r̂ = Σ x_{t+1} u_t / Σ u_t² with u_t = x_t(1 − x_t),
 exact on clean data. Its sensitivity to small errors depends on where the orbit lives, which is why
 local deviations can pile mass onto some r and empty others.
+
+Bad input: a trajectory with a NaN or inf, or one whose sums overflow (|x| beyond ~1e75), gets
+r̂ = NaN. A trajectory with Σ u_t² < 1e-12 (stuck at 0 or 1, where no r is identified) has its
+denominator floored at 1e-12, so r̂ ≈ 0, far below the prior, in the underflow bin. The prior
+must lie in [1, 4] (the map keeps [0, 1] only for r <= 4; for r < 1 the orbit dies out) and ``burn_in`` be an integer >= 0,
+else ``ValueError``.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +36,17 @@ class LogisticTask(Task):
     offset: float = 0.5   # model units: 2x − 1 in [−1, 1]
     scale: float = 0.5
 
+    def __post_init__(self):
+        super().__post_init__()
+        if not (self.lo >= 1 and self.hi <= 4):
+            raise ValueError(f"logistic: the prior [lo, hi] must lie in [1, 4] (the map keeps "
+                             f"[0, 1] only for r <= 4, and for r < 1 the orbit dies out to 0 in "
+                             f"the burn-in, leaving no r to measure), got lo={self.lo!r}, "
+                             f"hi={self.hi!r}")
+        b = self.burn_in
+        if isinstance(b, (bool, np.bool_)) or not isinstance(b, numbers.Integral) or b < 0:
+            raise ValueError(f"logistic: burn_in must be an integer >= 0 (steps), got {b!r}")
+
     def generate(self, q, rng):
         r = np.asarray(q, float)
         x = rng.uniform(0.1, 0.9, size=r.shape)
@@ -41,11 +59,18 @@ class LogisticTask(Task):
         return out[..., None].astype(np.float32)
 
     def fit(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """(r̂ (n,), RMS one-step residual x_{t+1} − r̂ u_t (n,))."""
+        """(r̂ (n,), RMS one-step residual x_{t+1} − r̂ u_t (n,)); both NaN for a trajectory with a
+        non-finite value or overflowing sums (see the module docstring)."""
         x = self.check(X)[..., 0].astype(np.float64)
-        u, nxt = x[:, :-1] * (1 - x[:, :-1]), x[:, 1:]
-        r = (nxt * u).sum(1) / np.maximum((u ** 2).sum(1), 1e-12)
-        resid = np.sqrt(((nxt - r[:, None] * u) ** 2).mean(1))
+        with np.errstate(over="ignore", invalid="ignore"):
+            u, nxt = x[:, :-1] * (1 - x[:, :-1]), x[:, 1:]
+            num, den = (nxt * u).sum(1), (u ** 2).sum(1)
+            r = num / np.maximum(den, 1e-12)
+            resid = np.sqrt(((nxt - r[:, None] * u) ** 2).mean(1))
+        bad = ~(np.isfinite(num) & np.isfinite(den) & np.isfinite(resid))
+        if bad.any():
+            r[bad] = np.nan
+            resid[bad] = np.nan
         return r, resid
 
     def measure(self, X):

@@ -38,7 +38,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..metrics import Bins
+from ..metrics import Bins, _integer
 from .base import Task
 from .cone import travel_distance
 
@@ -352,6 +352,11 @@ class MazeTask(Task):
             raise ValueError(f"maze: need lo < hi, frame_interval >= 1 and n_bins >= 1, got "
                              f"lo={self.lo}, hi={self.hi}, frame_interval={self.frame_interval}, "
                              f"n_bins={self.n_bins}")
+        super().__post_init__()
+        if not self.lo >= 0:
+            raise ValueError(f"maze: lo must be >= 0 (q is a travel distance), got lo={self.lo!r}")
+        _integer("maze: frame_interval", self.frame_interval)
+        _integer("maze: n_bins", self.n_bins)
 
     @property
     def bins(self) -> Bins:
@@ -378,10 +383,13 @@ class MazeTask(Task):
         """A curated data set: (X (n, T, 2) float32, q = measure(X) (n,) float64) with q uniform
         over ``bins`` — n // n_bins demonstrations per bin (``curate_uniform``) and the remaining
         n mod n_bins one each in distinct bins drawn at random. Only successful, plausible
-        demonstrations enter the pool, which grows in rounds until every bin has enough."""
+        demonstrations enter the pool, which grows in rounds until every bin has enough.
+        ``n`` must be a whole number >= 0, else ``ValueError``."""
         from ..datasets import curate_uniform     # local: datasets imports the task registry
 
-        n, bins = int(n), self.bins
+        n, bins = _integer("n", n, minimum=0), self.bins
+        if n == 0:
+            return np.empty((0, self.T, self.C), np.float32), np.empty(0)
         per, extra = divmod(n, bins.n)
         need = per + (extra > 0)
         Xs, qs = [], []
@@ -420,8 +428,21 @@ class MazeTask(Task):
         raise NotImplementedError("maze demonstrations come from the controller, not from a "
                                   "requested q; use MazeTask.build / make_dataset('maze', n)")
 
+    def conditions(self, X, idx) -> tuple[np.ndarray, np.ndarray]:
+        """What a planner is given: the start and goal of the trajectories ``X[idx]`` (X (n, T, 2)
+        in cells, idx (m,) ints). Returns (keep (T, 2) bool, True on the first and last frame;
+        cond (m, T, 2) float32, X's start and goal there and 0 elsewhere), the ``inpaint``
+        argument of :func:`paper_lib.drift.samples`."""
+        X, idx = np.asarray(X), np.asarray(idx)
+        keep = np.zeros((self.T, self.C), bool)
+        keep[[0, -1]] = True
+        cond = np.zeros((len(idx), self.T, self.C), np.float32)
+        cond[:, 0], cond[:, -1] = X[idx, 0], X[idx, -1]
+        return keep, cond
+
     def measure(self, X):
-        """Travel distance Σ_t ‖p_{t+1} − p_t‖ of plans (n, T, 2) -> (n,) float64, cells."""
+        """Travel distance Σ_t ‖p_{t+1} − p_t‖ of plans (n, T, 2) -> (n,) float64, cells; NaN for
+        a plan with a NaN or inf (:func:`~paper_lib.tasks.cone.travel_distance`)."""
         return travel_distance(self.check(X))
 
     def is_plausible(self, X, goal=None):

@@ -33,6 +33,10 @@ Channels the models see: (sin θ1, cos θ1, sin θ2, cos θ2, ω1, ω2) in task 
 ``to_model`` divides ω_i by the largest |ω_i| reachable at E = ``hi`` (a bound from the task's
 parameters, not the data) so every channel lies in [−1, 1]. ``measure`` recomputes E per frame
 (θ = atan2(sin, cos), which tolerates inconsistent sin/cos pairs) and averages over frames.
+A frame with a NaN or inf in any channel has no energy (NaN), so a trajectory with one is
+measured as NaN (atan2 would otherwise turn an infinite sin into a finite angle); so is an energy
+beyond the float64 range. Masses, lengths, g and dt must be finite and > 0, ``chunk`` a positive
+integer and ``lo`` above the ground-state energy V_min, else ``ValueError``.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from ..metrics import _integer
 from .base import Task
 
 __all__ = ["PendulumTask", "potential", "kinetic", "energy", "accelerations", "initial_states",
@@ -205,6 +210,14 @@ class PendulumTask(Task):
     energy_tol = 0.1      # (max − min of per-frame E) / (hi − V_min)
     step_tol = 0.2        # rad: |wrapped Δθ − Hermite increment| per frame and angle
 
+    def __post_init__(self):
+        super().__post_init__()
+        self._positive("m1", "m2", "l1", "l2", "g", "dt")
+        _integer("pendulum: chunk", self.chunk, whole_floats=False)
+        if not self.lo > self.v_min:
+            raise ValueError(f"pendulum: lo must exceed the ground-state energy V_min = "
+                             f"{self.v_min:g} J (no state has less), got lo={self.lo!r}")
+
     @property
     def params(self) -> dict:
         return dict(m1=self.m1, m2=self.m2, l1=self.l1, l2=self.l2, g=self.g)
@@ -239,15 +252,25 @@ class PendulumTask(Task):
                               axis=-1)[..., [0, 2, 1, 3, 4, 5]].astype(np.float32)
 
     def frame_energies(self, X) -> np.ndarray:
-        """E per frame (n, T) in J, recomputed from the channels."""
-        S = states_from_channels(self.check(X))
-        return energy(S[..., 0], S[..., 1], S[..., 2], S[..., 3], **self.params)
+        """E per frame (n, T) in J, recomputed from the channels; NaN for a frame with a non-finite
+        channel or an energy beyond the float64 range."""
+        X = self.check(X)
+        S = states_from_channels(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            E = energy(S[..., 0], S[..., 1], S[..., 2], S[..., 3], **self.params)
+        bad = ~np.isfinite(E) | ~np.isfinite(X).all(-1)
+        if bad.any():
+            E[bad] = np.nan
+        return E
 
     def measure(self, X):
         """E (n,) in J: the mean over frames of the per-frame energy. On clean data every frame
         gives E up to the float32 rounding of the channels (≈ 1e-7 relative), which averaging
-        over T frames reduces further."""
-        return self.frame_energies(X).mean(1)
+        over T frames reduces further. NaN for a trajectory with a non-finite value."""
+        E = self.frame_energies(X).mean(1)
+        if not np.isfinite(E).all():
+            E[~np.isfinite(E)] = np.nan
+        return E
 
     def is_plausible(self, X):
         """A double-pendulum motion: every check of :meth:`checks` passes. Returns bool (n,)."""
