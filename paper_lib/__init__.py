@@ -6,13 +6,25 @@ and points figure output at the right folder.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from . import cache, datasets, metrics, plots, profiles, seeding, tasks
-from .datasets import Dataset, make_dataset
-from .metrics import Bins
 from .profiles import Profile, get_profile
-from .tasks import get_task
+
+# Submodules and the names below are imported on first use (PEP 562), so a command that needs
+# only the profiles (``python -m paper_lib.runnb`` checking its arguments) starts in a fraction
+# of a second instead of importing numpy, pandas and altair first.
+_SUBMODULES = ("cache", "datasets", "metrics", "plots", "profiles", "seeding", "tasks")
+_NAMES = {"Dataset": "datasets", "make_dataset": "datasets", "Bins": "metrics",
+          "get_task": "tasks"}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["setup", "check_versions", "ROOT", "Profile", "get_profile", "get_task", "make_dataset", "Dataset",
            "Bins", "cache", "datasets", "metrics", "plots", "profiles", "seeding", "tasks",
@@ -27,6 +39,8 @@ def setup(profile: str | Profile = "default", seed: int = 0) -> Profile:
     python/numpy/torch, and send figures to ``figures/`` (``default``), or to
     ``build/<profile>/figures/`` for any other profile so that a smoke or paper run never
     overwrites the committed figures."""
+    from . import plots, seeding
+
     p = get_profile(profile)
     seeding.seed_everything(seed)
     if p.name == "default":

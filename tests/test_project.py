@@ -118,3 +118,97 @@ def test_readme_gallery_images_exist():
     assert images
     for img in images:
         assert (ROOT / img).exists(), img
+
+
+# ----------------------------------------------------------------------------- set-up (issue 17)
+
+def _header(path: Path) -> str:
+    text = path.read_text()
+    return text[:text.index("\n# %%") + 1]
+
+
+def test_notebook_headers_are_identical_and_follow_jupytext_toml():
+    config = tomllib.loads((ROOT / "jupytext.toml").read_text())
+    assert config["formats"] == "py:percent"
+    headers = {p.name: _header(p) for p in NOTEBOOKS}
+    assert len(set(headers.values())) == 1, headers
+    header = next(iter(headers.values()))
+    assert "#     formats: py:percent\n" in header and "#     name: python3\n" in header
+    assert f"#     notebook_metadata_filter: {config['notebook_metadata_filter']}\n" in header
+
+
+def test_saving_from_jupyterlab_leaves_the_notebooks_unchanged(tmp_path):
+    """What JupyterLab does on "Open With -> Jupytext Notebook" and save, after a kernel ran."""
+    jupytext = pytest.importorskip("jupytext")
+    pytest.importorskip("jupyter_server")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "jupytext.toml").write_text((ROOT / "jupytext.toml").read_text())
+    for p in NOTEBOOKS:
+        (tmp_path / "notebooks" / p.name).write_text(p.read_text())
+    cm = jupytext.TextFileContentsManager(root_dir=str(tmp_path))
+    for p in NOTEBOOKS:
+        name = f"notebooks/{p.name}"
+        model = cm.get(name, content=True, type="notebook")
+        model["content"]["metadata"]["language_info"] = {"name": "python", "version": "3.11"}
+        cm.save(model, name)
+        assert (tmp_path / name).read_text() == p.read_text(), f"saving rewrote {p.name}"
+    assert sorted(q.name for q in (tmp_path / "notebooks").iterdir()) == \
+        sorted(p.name for p in NOTEBOOKS)
+
+
+def test_readme_tables_have_no_blank_line_inside():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    for i in range(1, len(lines) - 1):
+        if not lines[i].strip() and lines[i - 1].startswith("|") and lines[i + 1].startswith("|"):
+            starts_table = i + 2 < len(lines) and re.match(r"^\|(\s*:?-+:?\s*\|)+$", lines[i + 2])
+            assert starts_table, f"README line {i + 1}: a blank line splits a table"
+
+
+def test_readme_commands_name_files_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    scripts = set(re.findall(r"notebooks/\d\d_\w+\.py", readme))
+    assert scripts and all((ROOT / s).exists() for s in scripts), scripts
+    assert "build/x.ipynb" not in readme
+    assert "python -m paper_lib.runnb notebooks/" in readme
+
+
+def test_the_repository_points_only_into_itself():
+    files = [ROOT / "README.md", ROOT / "Makefile", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "paper_lib").rglob("*.py")), *NOTEBOOKS]
+    outside = re.compile(r"DESIGN\.md|PAPER_NOTES|\.\./shared")
+    bad = [f"{f.relative_to(ROOT)}:{n}" for f in files
+           for n, line in enumerate(f.read_text().splitlines(), 1) if outside.search(line)]
+    assert not bad, bad
+    design = (ROOT / "docs" / "design.md").read_text()
+    sections = set(re.findall(r"^## (\d+)\.", design, re.M))
+    for f in files:
+        for n in re.findall(r"docs/design\.md (?:section |§)(\d+)", f.read_text()):
+            assert n in sections, f"{f.relative_to(ROOT)} refers to docs/design.md section {n}"
+
+
+def _make_n(*args) -> str:
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make missing")
+    return subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_make_lab_allows_root_only_for_root():
+    import os
+
+    lab = [l for l in _make_n("lab").splitlines() if "jupyter lab" in l]
+    assert len(lab) == 1 and ("--allow-root" in lab[0]) == (os.geteuid() == 0)
+
+
+def test_make_setup_takes_the_torch_index():
+    stamp = ".venv/.installed"
+    torch = [l for l in _make_n("-W", "pyproject.toml", stamp).splitlines() if "torch==" in l]
+    assert torch and torch[0].split()[-1] == "torch==2.13.0"  # default: pip's own index
+    cpu = "https://download.pytorch.org/whl/cpu"
+    torch = [l for l in _make_n("-W", "pyproject.toml", stamp, f"TORCH_INDEX={cpu}").splitlines()
+             if "torch==" in l]
+    assert torch and torch[0].endswith(f"torch==2.13.0 --index-url {cpu}")
+    assert f"make setup TORCH_INDEX={cpu}" in (ROOT / "README.md").read_text()
