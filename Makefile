@@ -1,7 +1,9 @@
 # Companion to "Mechanisms of Misgeneralization in Physical Sequence Modeling".
 #   make figures   regenerate every figure under figures/ (default profile)
 #   make test      pytest + every notebook under the smoke profile + nbval
-#   make bench     timing benchmark against reference U-Nets (BENCH_ARGS=--quick: seconds)
+#   make bench     timing benchmark against reference U-Nets (BENCH_ARGS=--quick: seconds), and
+#                  the drift check's time and memory at 10^4..10^6 trajectories (bench/drift_scale.py;
+#                  DRIFT_SCALE_ARGS="--sizes 10000" for a quick run)
 # Both create .venv on first use. Each notebook trains its models one per core by itself
 # (paper_lib.parallel), so `make figures` keeps 2 cores busy without -j.
 SHELL := /bin/bash
@@ -13,7 +15,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
 NAMES := $(notdir $(NOTEBOOKS:.py=))
-LIB := $(filter-out paper_lib/bench.py,$(shell find paper_lib -name '*.py' | sort))
+LIB := $(shell find paper_lib -name '*.py' | sort)
 DEFAULT_NB := $(NAMES:%=build/default/%.ipynb)
 SMOKE_NB := $(NAMES:%=build/smoke/%.ipynb)
 export PYTHONHASHSEED := 0
@@ -26,10 +28,15 @@ all: figures
 
 setup: $(STAMP)
 
+# TORCH_INDEX: the package index torch is installed from; empty (the default) is pip's own index,
+# which on Linux gives the CUDA build (gigabytes). Without a GPU:
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
@@ -45,6 +52,11 @@ figures: $(DEFAULT_NB)
 
 build/default/%.ipynb: notebooks/%.py $(LIB) $(STAMP)
 	$(call run_notebook,default)
+
+# 04 and 05 read the kernel_agreement table that 03 writes for the same profile: 03 runs first
+# (and a rerun of 03 reruns them). paper_lib.plots.read_table fails if the table is missing.
+build/default/04_maze.ipynb build/default/05_pendulum.ipynb: build/default/03_kernel.ipynb
+build/smoke/04_maze.ipynb build/smoke/05_pendulum.ipynb: build/smoke/03_kernel.ipynb
 
 # Smoke runs keep their own cache and write figures under build/smoke/figures (see paper_lib.setup).
 # Their models train in a few steps, so they train in the notebook's own process: starting worker
@@ -70,7 +82,7 @@ nbval: $(SMOKE_NB)
 	    --nbval-lax --nbval-current-env $(SMOKE_NB)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The reference U-Nets (denoising-diffusion-pytorch, diffusers) come with the `bench` extra; torch
 # stays pinned by the project's own dependency. BENCH_ARGS: e.g. --quick or --skip-figures.
@@ -79,7 +91,8 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	@touch $@
 
 bench: $(BENCH_STAMP)
-	$(BIN)/python -m paper_lib.bench $(BENCH_ARGS)
+	$(BIN)/python bench/benchmark.py $(BENCH_ARGS)
+	$(BIN)/python bench/drift_scale.py $(DRIFT_SCALE_ARGS)
 
 clean:
 	rm -rf build .cache .pytest_cache

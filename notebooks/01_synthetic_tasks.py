@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -30,7 +31,7 @@
 # synthetic tasks of the paper and proves, with numbers, that each ruler is exact.
 #
 # The paper names the tasks (sine, cone, logistic map) but not their exact rules; the rules below
-# are this companion's own choices (see `DESIGN.md` and `paper/PAPER_NOTES.md`).
+# are this companion's own choices (see `docs/design.md` and `docs/paper.md`).
 
 # %% tags=["parameters"]
 profile = "default"

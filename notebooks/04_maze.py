@@ -1,9 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
+#     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -160,11 +159,8 @@ print(f"curated set: {len(data)} demonstrations, per-bin counts {counts.astype(i
 
 # %%
 runs = {s: job() for s, job in planner_jobs.items()}
-keep = np.zeros((TASK.T, TASK.C), bool)
-keep[[0, -1]] = True                                   # start and goal are imposed
 idx = rng(0, "maze", "conditions").choice(len(data), P.n_samples)
-cond = np.zeros((P.n_samples, TASK.T, TASK.C), np.float32)
-cond[:, 0], cond[:, -1] = data.X[idx, 0], data.X[idx, -1]
+keep, cond = TASK.conditions(data.X, idx)              # start and goal are imposed
 plans = {s: drift.samples(r, P.n_samples, seed=0, inpaint=(keep, cond)) for s, r in runs.items()}
 for s, r in runs.items():
     print(f"seed {s}: trained in {r.trained.train_seconds:.0f} s, {P.n_samples} plans in "
@@ -182,9 +178,7 @@ for s, r in runs.items():
 fresh = TASK.rollouts(64, rng(0, "maze", "fresh"))
 order = np.argsort(fresh["q"])
 pairs = order[np.linspace(len(order) // 4, len(order) - 1, 4).astype(int)]
-ex_cond = np.zeros((32, TASK.T, TASK.C), np.float32)
-ex_cond[:, 0] = np.repeat(fresh["X"][pairs, 0], 8, axis=0)
-ex_cond[:, -1] = np.repeat(fresh["X"][pairs, -1], 8, axis=0)
+_, ex_cond = TASK.conditions(fresh["X"], np.repeat(pairs, 8))   # 8 plans per pair
 ex, _ = drift.samples(run0, 32, seed=1, inpaint=(keep, ex_cond))
 frames = []
 for k, i in enumerate(pairs):
@@ -313,7 +307,7 @@ print(split.groupby("demo_q", observed=True).agg(
 
 # %%
 drift_rows = pd.DataFrame([drift.drift_row(r, plans[s][0], P) for s, r in runs.items()])
-plots.update_table(drift_rows, "drift", ["task", "model", "seed"])
+drift.update_tables(drift_rows)   # results to drift.csv, training times to train_cost.csv
 print(drift_rows.drop(columns="train_seconds").round(3).to_string(index=False))
 
 # %% [markdown]
@@ -337,17 +331,13 @@ tg = forecast.make_target(run0, X0, P, keep=keep)
 makers = {f: forecast.family_maker(f, tg, X0, run0.trained)
           for f in ["white", "smooth", "spectral", "neighbour", "denoise"]}
 synthetic = plots.read_table("kernel_agreement")
-held = forecast.synthetic_localities(synthetic) if synthetic is not None else {}
+held = forecast.synthetic_localities(synthetic)
 
 other = other_job()          # trained on U[lo_o, hi), lo_o = lo + 0.25 (hi - lo) (top)
-o_cond = np.zeros((P.n_samples, TASK.T, TASK.C), np.float32)
 o_idx = rng(0, "maze", "other-conditions").choice(len(other.dataset), P.n_samples)
-o_cond[:, 0], o_cond[:, -1] = other.dataset.X[o_idx, 0], other.dataset.X[o_idx, -1]
+_, o_cond = TASK.conditions(other.dataset.X, o_idx)
 X_o = drift.samples(other, P.n_samples, seed=0, inpaint=(keep, o_cond))[0]
-tg_o = forecast.make_target(other, X_o, P, keep=keep)
-_, sweep_o, _, _ = forecast.forecast(tg_o, {"denoise": forecast.family_maker(
-    "denoise", tg_o, X_o, other.trained)}, P)
-t_best = int(sweep_o.scale[sweep_o.tv_pred_model.idxmin()])
+t_best = forecast.fit_t_star(other, X_o, P, keep=keep)
 held_denoise = (kernels.denoise(other.trained, t_best, keep=keep),
                 f"planner trained on U[{lo_o:g}, {TASK.hi:g}), t* fitted there")
 agree, sweep, shown, cost = forecast.forecast(tg, makers, P, held, held_denoise)

@@ -1,9 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
+#     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -241,7 +240,7 @@ print(by_regime.round(3).to_string())
 # %%
 drift_rows = pd.DataFrame([drift.drift_row(r, gen[key], P, model=key[0])
                            for key, r in runs.items()]).drop_duplicates(["model", "seed"])
-plots.update_table(drift_rows, "drift", ["task", "model", "seed"])
+drift.update_tables(drift_rows)   # results to drift.csv, training times to train_cost.csv
 print(drift_rows.drop(columns="train_seconds").round(3).to_string(index=False))
 
 # %% [markdown]
@@ -258,10 +257,7 @@ print(drift_rows.drop(columns="train_seconds").round(3).to_string(index=False))
 synthetic = plots.read_table("kernel_agreement")
 other = other_job()   # trained on U[lo_o, hi], lo_o = lo + 0.25 (hi - lo) (top)
 X_o = drift.samples(other, P.n_samples, seed=0)[0]
-tg_o = forecast.make_target(other, X_o, P)
-_, sweep_o, _, _ = forecast.forecast(tg_o, {"denoise": forecast.family_maker(
-    "denoise", tg_o, X_o, other.trained)}, P)
-t_best = int(sweep_o.scale[sweep_o.tv_pred_model.idxmin()])
+t_best = forecast.fit_t_star(other, X_o, P)
 
 agree, sweeps, shown = [], [], []
 targets = {}
@@ -271,7 +267,7 @@ for kind in ["diffusion-unet", "diffusion-mlp"]:
     targets[kind] = tg
     makers = {f: forecast.family_maker(f, tg, X, runs[kind, 0].trained)
               for f in ["white", "smooth", "spectral", "neighbour", "denoise"]}
-    held = forecast.synthetic_localities(synthetic, kind) if synthetic is not None else {}
+    held = forecast.synthetic_localities(synthetic, kind)
     held_dn = (kernels.denoise(other.trained, t_best),
                f"diffusion-unet trained on U[{lo_o:g}, {TASK.hi:g}], t* fitted there") \
         if kind == "diffusion-unet" else None

@@ -11,18 +11,23 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from . import cache, metrics
 from .datasets import Dataset, make_dataset
-from .profiles import Profile, get_profile
+from .profiles import Profile, require
 from .seeding import rng as make_rng
 from .tasks import Task, get_task
 
 __all__ = ["Run", "task_for", "train", "standard_run", "samples", "histogram_with_band", "drift_row",
-           "nn_ratio", "DRIFT_COLUMNS", "quantity_bins"]
+           "nn_ratio", "DRIFT_COLUMNS", "TRAIN_COST_COLUMNS", "quantity_bins", "update_tables"]
 
+# tables/drift.csv holds results only; wall times, which differ from machine to machine, go to
+# tables/train_cost.csv, so that a diff of drift.csv shows what really moved
 DRIFT_COLUMNS = ["task", "model", "seed", "n_samples", "tv_model_prior", "w1_model_prior",
-                 "tv_noise_floor", "plausible_frac", "nn_ratio", "train_seconds"]
+                 "tv_noise_floor", "plausible_frac", "nn_ratio"]
+TRAIN_COST_COLUMNS = ["task", "model", "seed", "train_seconds"]
+_KEYS = ["task", "model", "seed"]
 
 
 @dataclass
@@ -47,15 +52,15 @@ def quantity_bins(task: Task, profile: Profile) -> metrics.Bins:
     return metrics.Bins(task.lo, task.hi, profile.n_bins)
 
 
-def task_for(task: str | Task, profile: str | Profile, **params) -> Task:
+def task_for(task: str | Task, profile: Profile, **params) -> Task:
     """The task ``task`` with the profile's parameters for it (``Profile.task_params``, e.g. a
     smaller maze under ``smoke``), then ``params`` on top. A Task instance is returned as is."""
     if isinstance(task, Task):
         return task
-    return get_task(task, **{**get_profile(profile).task_params.get(task, {}), **params})
+    return get_task(task, **{**require(profile).task_params.get(task, {}), **params})
 
 
-def train(task: str | Task, kind: str, profile: str | Profile, seed: int = 0,
+def train(task: str | Task, kind: str, profile: Profile, seed: int = 0,
           n_train: int | None = None, data_seed: int = 0, snapshots: tuple[int, ...] = (),
           task_params: dict | None = None, **overrides) -> Run:
     """Train (or load from the cache) a model of class ``kind`` on a dataset of ``task``.
@@ -65,7 +70,7 @@ def train(task: str | Task, kind: str, profile: str | Profile, seed: int = 0,
     """
     from . import models
 
-    P = get_profile(profile)
+    P = require(profile)
     t = task_for(task, P, **(task_params or {}))
     data = make_dataset(t, n_train or P.n_train, seed=data_seed)
     cond = tuple(getattr(t, "condition_frames", ()))   # a planner's imposed frames (maze)
@@ -124,14 +129,15 @@ def nn_ratio(X: np.ndarray, train: np.ndarray, n_ref: int = 2000) -> float:
 
 def drift_row(run: Run, X: np.ndarray, profile: Profile, model: str | None = None,
               nn_ref: int = 2000) -> dict:
-    """One row of ``tables/drift.csv`` for samples X (n, T, C) of ``run``.
+    """One row of ``tables/drift.csv`` for samples X (n, T, C) of ``run`` (DRIFT_COLUMNS), plus
+    the model's ``train_seconds`` (for ``tables/train_cost.csv``; see :func:`update_tables`).
 
     TV and W1 are measured against the exact uniform prior; the noise floor is the mean TV between
     two independent draws of the prior of the same size n (conservative: about √2 times what a
     perfect model's samples would score against the exact prior). ``nn_ratio``: see
     :func:`nn_ratio`.
     """
-    t, P = run.task, get_profile(profile)
+    t, P = run.task, require(profile)
     bins = quantity_bins(t, P)
     q = t.measure(X)
     p = metrics.histogram(q, bins)
@@ -145,11 +151,31 @@ def drift_row(run: Run, X: np.ndarray, profile: Profile, model: str | None = Non
             "train_seconds": float(run.trained.train_seconds)}
 
 
-def standard_run(task: str | Task, kind: str, profile: str | Profile, seed: int = 0) -> Run:
+def standard_run(task: str | Task, kind: str, profile: Profile, seed: int = 0) -> Run:
     """The model every notebook shares for (task, class, seed): profile sizes, and for
     ``diffusion-unet`` EMA snapshots at the profile's ``ablation_steps`` (the drift-versus-
     training-steps ablation reads them without retraining). Same call, same cache entry."""
-    P = get_profile(profile)
+    P = require(profile)
     snaps = tuple(s for s in P.ablation_steps if s < P.train_steps) if kind == "diffusion-unet" \
         else ()
     return train(task, kind, P, seed=seed, snapshots=snaps)
+
+
+def __getattr__(name: str):
+    """``drift.check``: the drift check for your own data (:func:`paper_lib.driftcheck.check`),
+    imported on first use."""
+    if name == "check":
+        from .driftcheck import check
+
+        return check
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def update_tables(rows: pd.DataFrame) -> None:
+    """Write :func:`drift_row` rows: their results into ``tables/drift.csv`` (DRIFT_COLUMNS) and
+    their training times into ``tables/train_cost.csv`` (TRAIN_COST_COLUMNS), each replacing
+    the rows of the same (task, model, seed)."""
+    from . import plots
+
+    plots.update_table(rows[DRIFT_COLUMNS], "drift", _KEYS)
+    plots.update_table(rows[TRAIN_COST_COLUMNS], "train_cost", _KEYS)

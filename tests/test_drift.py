@@ -12,10 +12,24 @@ def test_train_sample_and_drift_row():
     X, secs = drift.samples(run, 32, seed=0)
     assert X.shape == (32, 64, 2) and secs >= 0
     row = drift.drift_row(run, X, P)
-    assert list(row) == drift.DRIFT_COLUMNS
+    assert list(row) == drift.DRIFT_COLUMNS + ["train_seconds"]
     assert row["task"] == "cone" and row["model"] == "vae" and row["n_samples"] == 32
     assert 0 <= row["tv_model_prior"] <= 1 and 0 < row["tv_noise_floor"] < 1
     assert 0 <= row["plausible_frac"] <= 1 and row["nn_ratio"] > 0
+
+
+def test_results_and_timings_go_to_separate_tables():
+    import pandas as pd
+
+    from paper_lib import plots
+
+    run = drift.train("cone", "vae", P, seed=0)
+    rows = pd.DataFrame([drift.drift_row(run, drift.samples(run, 32, seed=0)[0], P)])
+    drift.update_tables(rows)
+    results, times = plots.read_table("drift"), plots.read_table("train_cost")
+    assert list(results.columns) == drift.DRIFT_COLUMNS          # no wall time among results
+    assert list(times.columns) == drift.TRAIN_COST_COLUMNS
+    assert abs(times.train_seconds.iloc[0] - run.trained.train_seconds) < 1e-5   # CSV: 6 digits
 
 
 def test_sample_bank_is_cached(monkeypatch):
@@ -67,10 +81,10 @@ def test_inpainted_sample_banks_are_keyed_by_their_conditions():
 
 
 def test_task_for_and_quantity_bins_follow_the_profile_and_the_task():
-    maze = drift.task_for("maze", "smoke")
+    maze = drift.task_for("maze", get_profile("smoke"))
     assert (maze.layout, maze.T) == ("umaze", 16)            # the smoke profile's maze
-    assert drift.task_for("maze", "default").layout == "medium"
-    assert drift.task_for("maze", "smoke", T=32).T == 32      # explicit parameters win
+    assert drift.task_for("maze", get_profile("default")).layout == "medium"
+    assert drift.task_for("maze", get_profile("smoke"), T=32).T == 32      # explicit parameters win
     assert drift.quantity_bins(maze, P) == maze.bins          # curation bins
     cone = drift.task_for("cone", P)
     b = drift.quantity_bins(cone, P)
