@@ -218,12 +218,13 @@ for name in TASKS:
             make = make_family(name, kind, family)
             if make is None:
                 continue
+            # streams named by the grid's exact values (t*, target locality), not the scale
             if family == "denoise":
-                grid = [t for t in P.t_stars if t < P.diffusion_steps]
+                grid = [(t, t) for t in P.t_stars if t < P.diffusion_steps]
             else:
-                grid = [scale_at(make, name, loc) for loc in P.localities]
-            for s in grid:
-                ev = evaluate(name, kind, make(s), f"{family}-{s}")
+                grid = [(loc, scale_at(make, name, loc)) for loc in P.localities]
+            for key, s in grid:
+                ev = evaluate(name, kind, make(s), f"{family}-grid-{key}")
                 preds[name, kind, family, float(s)] = ev["p_hat"]
                 sweep.append({"task": name, "model": kind, "kernel": family, "scale": float(s),
                               **{k: v for k, v in ev.items() if k != "p_hat"}})
@@ -448,8 +449,8 @@ print(verdict.round(3).to_string(index=False))
 #   models' drift on `sine` and `cone` (EDF ≤ 0.15, calibrated or not): isotropic or data-shaped
 #   noise is not those models' error. `logistic` is the exception for every class: the growth
 #   rate is so sensitive to any local perturbation that data-only noise recovers part of the
-#   drift (U-Net ≤ 0.26, MLP 0.54), and most of the VAE's (smooth noise, EDF ≈ 0.8 even held
-#   out) — the VAE's samples are smoothed near-copies of the data (`nn_ratio` 0.36), which is
+#   drift (U-Net ≤ 0.26, MLP 0.54), and most of the VAE's (smooth noise, EDF ≈ 0.8 calibrated,
+#   0.5 held out) — the VAE's samples are smoothed near-copies of the data (`nn_ratio` 0.36), which is
 #   what a smooth kernel does.
 # * **Held-out forecasts fail** at this budget. Localities carried over from other tasks and
 #   denoisers from a differently curated model give EDF near zero or negative: the held-out
@@ -581,7 +582,7 @@ chart
 #
 # * **`sine`: part under-training, part a frequency bias.** The drift falls with training
 #   (TV 0.14 → 0.11 → 0.086 at 1×, 2× and 4× the default budget; noise floor ≈ 0.055), and the
-#   model's own denoiser at its own error scale explains more of what is left (matched EDF 0.20 at
+#   model's own denoiser at its own error scale explains more of what is left (matched EDF 0.16 at
 #   4×, against 0.10 for the default model). But the same frequencies keep gaining at every
 #   budget — f ≈ 1.2 and 3.6–3.8, with troughs near 2.4–2.6 and 3.9 (figure) — while the rest
 #   shrinks: a preference of the

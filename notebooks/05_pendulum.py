@@ -336,7 +336,7 @@ print(pd.DataFrame(verdict).round(3).to_string(index=False))
 #
 # * **The motions look like a pendulum's only loosely.** The bobs swing and loop over the right
 #   region (figure above) and the angular velocities stay bounded (`omega_bounded` ≈ 100% for
-#   the diffusion models), and 60–70% of the U-Net's motions have angle increments consistent
+#   the diffusion models), and 58–68% of the U-Net's motions have angle increments consistent
 #   with their angular velocities (`kinematics`). But no model keeps both sin/cos pairs on the
 #   unit circle in every frame (`unit_circle` = 0%): the U-Net's typical per-frame deviation
 #   |sin² + cos² − 1| (`median_circle_dev`) is ≈ 0.06, just above the 0.05 tolerance, so about half of
@@ -350,17 +350,17 @@ print(pd.DataFrame(verdict).round(3).to_string(index=False))
 #   easily than others, which we did not separate.
 # * **The energy drifts beyond noise** for every class: TV ≈ 0.17–0.19 for the diffusion models
 #   (noise floor ≈ 0.055), 0.33–0.35 for the VAE and the Transformer, whose motions leave the
-#   prior's range far more often. For the U-Net the mean energy falls by 1.5–2 J in every seed:
+#   prior's range far more often. For the U-Net the mean energy falls by 1.5–2.1 J in every seed:
 #   the top of the range (above ≈ 5 J) loses mass in every seed, and so does the very bottom bin,
 #   while the low regular energies just above it gain, and so do energies near 0 J. In the
 #   regimes of the prior, the regular
 #   one gains (≈ 0.41–0.43 against 0.35) at the expense of the chaotic one.
 # * **The kernel:** the model's own denoiser explains most of the U-Net's drift at a locality
-#   within 1.5× its `nn_ratio` (calibrated, t\* = 60: EDF ≈ 0.68, TV(p̂, p_model) ≈ 0.06 — the
+#   within 1.5× its `nn_ratio` (calibrated, t\* = 60: EDF ≈ 0.64, TV(p̂, p_model) ≈ 0.07 — the
 #   target is met; ᾱ(60) ≈ 0.33, so this is a large noise level that still moves a motion by only
 #   ≈ 1.3 data spacings, because the data is spread thinly in 384 dimensions), and about half of
 #   it at exactly the model's own error scale (matched, t\* = 30: EDF ≈ 0.46, TV ≈ 0.10). The
-#   same holds for the MLP denoiser (EDF ≈ 0.60 calibrated). Data-only kernels explain at most
+#   same holds for the MLP denoiser (EDF ≈ 0.58 calibrated). Data-only kernels explain at most
 #   ≈ 20–40% (`neighbour`, calibrated) and white or smooth noise at the model's own scale makes
 #   the forecast *worse* than the prior (EDF < 0): the kinetic energy is quadratic in ω, so
 #   zero-mean noise on ω can only raise it on average (Jensen again), while the models lower E.

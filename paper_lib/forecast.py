@@ -145,11 +145,14 @@ def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = Non
     """
     sweep, preds, rows, shown, cost = [], {}, [], {}, []
     for family, make in makers.items():
+        # each grid point's random stream is named by what the grid fixes exactly (t*, or the
+        # target locality), never by the computed scale, whose last bits vary between CPUs
         if family == "denoise":
-            grid = [s for s in profile.t_stars if s < profile.diffusion_steps]
+            points = [(s, s) for s in profile.t_stars if s < profile.diffusion_steps]
         else:
-            grid = [scale_at(make, tg, loc) for loc in profile.localities]
-        evs = [evaluate(tg, make(s), profile, family, float(s)) for s in grid]
+            points = [(loc, scale_at(make, tg, loc)) for loc in profile.localities]
+        grid = [s for _, s in points]
+        evs = [evaluate(tg, make(s), profile, family, "grid", key) for key, s in points]
         for s, ev in zip(grid, evs):
             preds[family, float(s)] = ev["p_hat"]
             sweep.append({"task": tg.task.name, "model": tg.model, "kernel": family,

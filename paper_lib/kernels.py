@@ -223,6 +223,9 @@ def _pow2_exponent(*arrays) -> int:
     return int(np.frexp(m)[1])
 
 
+RERANK = 4  # extra cdist candidates that knn(exact=True) re-ranks exactly
+
+
 def knn(A: np.ndarray, B: np.ndarray, k: int = 1, exclude: np.ndarray | None = None,
         exclude_zero: bool = False, chunk: int = 1024,
         exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -232,8 +235,9 @@ def knn(A: np.ndarray, B: np.ndarray, k: int = 1, exclude: np.ndarray | None = N
 
     ``exclude`` (n,) gives, per row of A, an index of B to skip (A's own position when A ⊂ B);
     ``exclude_zero`` skips exact duplicates of the row. Candidates come from ``torch.cdist`` in
-    chunks of ``chunk`` rows; with ``exact`` their distances are recomputed exactly in float64,
-    so a duplicate has distance exactly 0; with ``exact=False`` the float32 ``cdist`` distances
+    chunks of ``chunk`` rows; with ``exact`` the ``RERANK`` nearest extra candidates too, all
+    re-ranked by distances recomputed exactly in float64 (a duplicate has distance exactly 0,
+    and the choice among near-ties does not depend on the CPU's float32 rounding); with ``exact=False`` the float32 ``cdist`` distances
     are returned (what :func:`paper_lib.metrics.nn_distances` reports). This is the library's
     one nearest-neighbour search.
 
@@ -268,7 +272,10 @@ def knn(A: np.ndarray, B: np.ndarray, k: int = 1, exclude: np.ndarray | None = N
     if not 1 <= k <= len(b) - extra:
         raise ValueError(f"need 1 <= k <= {len(b) - extra} neighbours (B holds {len(b)} "
                          f"trajectories, {extra} excluded per row), got k={k}")
-    kc = min(k + extra, len(b))
+    # exact: a few more candidates than needed, re-ranked by their float64 distances, so that
+    # near-ties are decided by exact arithmetic, not by the float32 matmul inside cdist (whose
+    # rounding differs between CPU families and used to flip which neighbour was nearest)
+    kc = min(k + extra + (RERANK if exact else 0), len(b))
     dist, idx = np.empty((len(a), k)), np.empty((len(a), k), dtype=np.int64)
     with torch.inference_mode():
         for s in range(0, len(a), chunk):
@@ -442,7 +449,8 @@ def make_kernel(name: str, **params) -> Kernel:
 
 # ----------------------------------------------------------------------------- prediction
 
-PREDICT_VERSION = 2  # bump when a change here or in a kernel changes predicted values
+PREDICT_VERSION = 3  # bump when a change here or in a kernel changes predicted values
+# (3: knn re-ranks near-ties exactly; the notebooks' sweep streams are keyed by the locality)
 
 
 def predict(task, dataset, kernel: Kernel, draws: int, bins: Bins, rng: np.random.Generator,

@@ -229,3 +229,21 @@ def test_fingerprint_of_a_trained_model_follows_its_weights():
     assert a.fingerprint() != b.fingerprint()
     ka, kb = K.denoise(a, 2), K.denoise(b, 2)
     assert ka.fingerprint() != kb.fingerprint() != K.denoise(a, 3).fingerprint()
+
+
+def test_knn_decides_near_ties_exactly_not_by_float32_cdist(monkeypatch):
+    """A common offset makes cdist's float32 matmul expansion (used above 25 rows) cancel
+    catastrophically: its ranking of nearly equidistant trajectories is rounding noise, and
+    rounding differs between CPU families. knn(exact=True) re-ranks candidates in float64."""
+    g = _rng(7)
+    base = 300.0 + g.normal(0, 1, (1, 16, 2))
+    A = (base + g.normal(0, 1e-6, (32, 16, 2))).astype(np.float32)
+    steps = g.normal(0, 1, (6, 16, 2))
+    steps *= 0.01 / np.linalg.norm(steps.reshape(6, -1), axis=1)[:, None, None]
+    B = (base + steps * (1 + 1e-3 * np.arange(6))[:, None, None]).astype(np.float32)
+    exact = np.sqrt(((B[None].astype(np.float64) - A[:, None]) ** 2).sum(axis=(2, 3)))
+    _, idx = K.knn(A, B, k=1)
+    assert np.array_equal(idx[:, 0], exact.argmin(1))
+    monkeypatch.setattr(K, "RERANK", 0)          # the float32 ranking alone gets some wrong
+    _, idx0 = K.knn(A, B, k=1)
+    assert not np.array_equal(idx0[:, 0], exact.argmin(1))

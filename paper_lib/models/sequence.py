@@ -82,8 +82,8 @@ class ARTransformer(nn.Module):
     @torch.no_grad()
     def generate(self, n: int, gen: torch.Generator, batch: int = 2048):
         """Ancestral sampling one step at a time, with cached keys and values."""
-        device = self.start.device   # noise drawn in float32 (the same draws in any precision)
-        z = torch.randn(n, self.T, self.C, generator=gen).to(device, self.start.dtype)
+        device = self.start.device
+        z = torch.randn(n, self.T, self.C, generator=gen).to(device)
         out = []
         for i in range(0, n, batch):
             kv = [{} for _ in self.blocks]
@@ -128,7 +128,7 @@ class TrajectoryVAE(nn.Module):
 
     def loss(self, x, gen):
         mu, lv = self.enc(x.reshape(len(x), -1)).chunk(2, dim=-1)
-        z = mu + torch.exp(0.5 * lv) * torch.randn(mu.shape, generator=gen).to(mu.device, mu.dtype)
+        z = mu + torch.exp(0.5 * lv) * torch.randn(mu.shape, generator=gen).to(mu.device)
         logvar = _floor(self.logvar, self.min_logvar).reshape(1, self.T, self.C)
         nll = gaussian_nll(x, self.decode(z), logvar).sum((1, 2))
         kl = 0.5 * (mu ** 2 + lv.exp() - 1 - lv).sum(1)
@@ -137,5 +137,5 @@ class TrajectoryVAE(nn.Module):
     @torch.no_grad()
     def generate(self, n: int, gen: torch.Generator, batch: int = 2048):
         """Decoder means at z ~ N(0, I)."""
-        z = torch.randn(n, self.latent, generator=gen).to(self.logvar.device, self.logvar.dtype)
+        z = torch.randn(n, self.latent, generator=gen).to(self.logvar.device)
         return torch.cat([self.decode(z[i:i + batch]) for i in range(0, n, batch)])

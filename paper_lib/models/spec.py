@@ -16,16 +16,12 @@ MODEL_CODE_VERSION = 2  # bump when a change to paper_lib/models changes trained
 _KIND_DEFAULTS = {
     "diffusion-unet": {"depth": 1},
     "diffusion-mlp": {"depth": 3},
-    # float64: its training amplifies a last-bit rounding difference ~10^5-fold (a float32 data
-    # set nudged by one rounding step moved the default cone model's weights by 2%, its q-histogram
-    # by TV 0.06), so in float32 it was not reproducible across CPU families; see README
-    "transformer": {"depth": 2, "precision": "float64"},
+    "transformer": {"depth": 2},
     "vae": {"depth": 2},
 }
 
 
-_LATE_FIELDS = ("condition_frames", "precision")
-PRECISIONS = ("float32", "float64")
+_LATE_FIELDS = ("condition_frames",)
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,6 @@ class ModelSpec:
     condition_frames: tuple[int, ...] = ()  # diffusion: frames whose clean values are imposed
                                   # in x_t in training and at every sampling step (Diffuser's
                                   # apply_conditioning), e.g. (0, -1) for a planner's start/goal
-    precision: str = "float32"    # floating-point type of the weights, training and sampling
     warmup: float = 0.05          # fraction of steps of linear LR warm-up
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
@@ -72,9 +67,6 @@ class ModelSpec:
                              f"{', '.join(MODEL_CLASSES)}")
         if self.prediction not in ("eps", "x0"):
             raise ValueError(f"prediction must be 'eps' or 'x0', got {self.prediction!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {self.precision!r}")
         if self.schedule not in ("cosine", "linear"):
             raise ValueError(f"schedule must be 'cosine' or 'linear', got {self.schedule!r}")
         for name in ("width", "train_steps", "batch_size", "diffusion_steps", "depth"):
@@ -86,16 +78,12 @@ class ModelSpec:
                     getattr(self, f.name)))
         object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
         object.__setattr__(self, "condition_frames", tuple(int(f) for f in self.condition_frames))
-        if self.precision == "float64" and self.is_diffusion:
-            raise ValueError(f"precision='float64' is implemented for the transformer and the vae, "
-                             f"not {self.kind!r}")
         if self.condition_frames and not self.is_diffusion:
             raise ValueError(f"condition_frames needs a diffusion model, not {self.kind!r}")
 
     def key(self) -> dict:
         """The fields that identify this spec in cache keys. Fields added after models were first
-        cached (``condition_frames``, ``precision``) are left out at their default, so old keys
-        stay valid."""
+        cached (``condition_frames``) are left out at their default, so old keys stay valid."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if not (f.name in _LATE_FIELDS and getattr(self, f.name) == f.default)}
 

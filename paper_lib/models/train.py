@@ -87,13 +87,7 @@ def default_device() -> torch.device:
 
 
 def build(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
-    """The network of ``spec`` for trajectories of shape (T, C) (weights from torch's RNG, drawn
-    in float32 and then cast to ``spec.precision``)."""
-    net = _network(spec, T, C)
-    return net.to(torch.float64) if spec.precision == "float64" else net
-
-
-def _network(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
+    """The network of ``spec`` for trajectories of shape (T, C) (weights from torch's RNG)."""
     w = spec.width
     if spec.kind == "diffusion-unet":
         if T % 2 ** (len(spec.mults) - 1):
@@ -176,11 +170,10 @@ def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) 
 
 def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) -> dict:
     T, C = X.shape[1:]
+    data = torch.as_tensor(task.to_model(X), device=device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init", spec.kind))
         net = build(spec, T, C).to(device)
-    dtype = next(net.parameters()).dtype
-    data = torch.as_tensor(task.to_model(X), device=device).to(dtype)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     gen = torch.Generator().manual_seed(derive_seed(seed, "train", spec.kind))
