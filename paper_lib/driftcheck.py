@@ -356,31 +356,17 @@ def _scale_for(name: str, make, X_loc: np.ndarray, spacing: float, target: float
 
 def _nearest(A: np.ndarray, X: np.ndarray, exclude: np.ndarray | None = None,
              block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
-    """Distance (m,) float64 and index (m,) into X of the nearest trajectory of X (n, T, C) to
-    each row of A (m, T, C), flattened Euclidean in data units; ``exclude`` (m,): an index of X
-    to skip per row (A's own position). ``kernels.knn`` over blocks of ``block`` rows of X with a
-    running minimum: knn's own chunking (rows of A against all of X) makes torch copy the whole
-    of X once per chunk of A, which dominates at n = 10⁶."""
-    best, arg = np.full(len(A), np.inf), np.zeros(len(A), np.int64)
-    A = np.ascontiguousarray(A)
-    bounds = np.linspace(0, len(X), max(1, len(X) // block) + 1).astype(int)
+    """``kernels.nearest`` (nearest trajectory of X to each row of A, blocked over X) with
+    torch quietened and on one thread (see :class:`_quiet_torch`)."""
     with _quiet_torch():
-        for s, e in zip(bounds[:-1], bounds[1:]):
-            own = None if exclude is None else \
-                np.where((exclude >= s) & (exclude < e), exclude - s, -1)
-            d, j = kernels.knn(A, np.ascontiguousarray(X[s:e]), k=1, exclude=own)
-            better = d[:, 0] < best
-            best[better], arg[better] = d[better, 0], j[better, 0] + s
-    return best, arg
+        return kernels.nearest(np.ascontiguousarray(A), X, exclude=exclude, block=block)
 
 
 def _spacing(X: np.ndarray, g: np.random.Generator) -> float:
-    """The data spacing of ``kernels.data_spacing`` (mean distance from 2,000 trajectories drawn
-    with ``g`` to their nearest other trajectory of the whole set), computed by :func:`_nearest`
-    so that it scales to 10⁶ trajectories; equal to ``kernels.data_spacing(X, 2000, rng=g)``."""
-    n = len(X)
-    ref = np.arange(n) if _SPACING_REF >= n else np.sort(g.choice(n, _SPACING_REF, replace=False))
-    return float(_nearest(X[ref], X, exclude=ref)[0].mean())
+    """``kernels.data_spacing(X, 2000, rng=g)`` (blocked over X, so it scales to 10⁶
+    trajectories) with torch quietened and on one thread."""
+    with _quiet_torch():
+        return kernels.data_spacing(X, _SPACING_REF, rng=g)
 
 
 class _quiet_torch(warnings.catch_warnings):

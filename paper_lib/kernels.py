@@ -41,7 +41,7 @@ from .metrics import Bins, _integer, histogram
 
 __all__ = ["Kernel", "white", "smooth", "spectral", "neighbour", "denoise", "KERNELS",
            "make_kernel", "pinned", "fit_spectral", "spectral_variance", "nearest_residuals", "knn",
-           "predict", "locality", "kernel_locality", "data_spacing", "scale_for_locality"]
+           "nearest", "predict", "locality", "kernel_locality", "data_spacing", "scale_for_locality"]
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -301,6 +301,25 @@ def knn(A: np.ndarray, B: np.ndarray, k: int = 1, exclude: np.ndarray | None = N
     return dist, idx
 
 
+def nearest(A: np.ndarray, B: np.ndarray, exclude: np.ndarray | None = None, chunk: int = 1024,
+            block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (m,) float64 and index (m,) into B of the nearest trajectory of B (n, T, C) to
+    each row of A (m, T, C): :func:`knn` with k = 1 over blocks of ``block`` rows of B with a
+    running minimum, so memory and time stay bounded for a B of 10⁶ trajectories (knn alone has
+    torch copy all of B once per chunk of A). ``exclude`` (m,): an index of B to skip per row.
+    For a B of at most ``block`` rows this is exactly ``knn(A, B, 1, exclude)``."""
+    B = _check_X(B)
+    best, arg = np.full(len(A), np.inf), np.zeros(len(A), np.int64)
+    bounds = np.linspace(0, len(B), max(1, len(B) // int(block)) + 1).astype(int)
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        own = None if exclude is None else \
+            np.where((exclude >= s) & (exclude < e), exclude - s, -1)
+        d, j = knn(A, np.ascontiguousarray(B[s:e]), k=1, exclude=own, chunk=chunk)
+        better = d[:, 0] < best
+        best[better], arg[better] = d[better, 0], j[better, 0] + s
+    return best, arg
+
+
 def nearest_residuals(samples: np.ndarray, train: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Each sample minus its nearest training trajectory (flattened Euclidean), (n, T, C) float32
     in task units: the model's own local error, input to :func:`fit_spectral`."""
@@ -552,8 +571,7 @@ def data_spacing(train: np.ndarray, n_ref: int = 2000, rng: np.random.Generator 
 
     def compute(g):
         ref = np.arange(n) if n_ref >= n else np.sort(g.choice(n, int(n_ref), replace=False))
-        d, _ = knn(train[ref], train, k=1, exclude=ref, chunk=chunk)
-        return float(d.mean())
+        return float(nearest(train[ref], train, exclude=ref, chunk=chunk)[0].mean())
 
     if rng is not None:
         return compute(rng)
