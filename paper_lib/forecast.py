@@ -22,7 +22,8 @@ from .profiles import Profile
 from .seeding import rng
 
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
-           "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "forecast", "fit_t_star", "synthetic_localities"]
+           "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "forecast", "fit_t_star",
+           "synthetic_localities"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread"]
@@ -194,9 +195,8 @@ def fit_t_star(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None)
     X_model (n, T, C): the calibrated scale of the ``denoise`` sweep of :func:`forecast`. Used to
     carry a denoiser, with its t*, to a model it did not see (the held-out forecast)."""
     tg = make_target(run, X_model, profile, keep=keep)
-    _, sweep, _, _ = forecast(tg, {"denoise": family_maker("denoise", tg, X_model, run.trained)},
-                              profile)
-    return int(sweep.scale[sweep.tv_pred_model.idxmin()])
+    rows, *_ = forecast(tg, {"denoise": family_maker("denoise", tg, X_model, run.trained)}, profile)
+    return int(rows.scale[rows["mode"] == "calibrated"].iloc[0])
 
 
 def synthetic_localities(table: pd.DataFrame, model: str = "diffusion-unet",

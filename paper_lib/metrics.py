@@ -36,6 +36,19 @@ def _integer(name: str, value, minimum: int = 1, whole_floats: bool = True) -> i
     return int(value)
 
 
+def _support(lo, hi, who: str = "", what: str = "") -> tuple[float, float]:
+    """(lo, hi) as floats if both are finite numbers with lo < hi, else ``ValueError``: "{who}lo
+    and hi{what} must be finite numbers with lo < hi, got lo=…, hi=…"."""
+    try:
+        ok = _finite_number("lo", lo) < _finite_number("hi", hi)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{who}lo and hi{what} must be finite numbers with lo < hi, got "
+                         f"lo={lo!r}, hi={hi!r}")
+    return float(lo), float(hi)
+
+
 def _finite_number(name: str, value) -> float:
     """``value`` as a float if it is a finite real number, else ``ValueError`` naming ``name``."""
     try:
@@ -59,14 +72,7 @@ class Bins:
     n: int
 
     def __post_init__(self):
-        try:
-            lo, hi = _finite_number("lo", self.lo), _finite_number("hi", self.hi)
-            ok = hi > lo
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"Bins: lo and hi must be finite numbers with lo < hi, got "
-                             f"lo={self.lo!r}, hi={self.hi!r}")
+        lo, hi = _support(self.lo, self.hi, "Bins: ")
         if not np.isfinite(hi - lo):
             raise ValueError(f"Bins: hi - lo must be finite, got lo={self.lo!r}, hi={self.hi!r}")
         _integer("Bins: n (the number of inner bins)", self.n, whole_floats=False)
@@ -196,13 +202,7 @@ def uniform_quantiles(lo: float, hi: float, n: int = 10000) -> np.ndarray:
     """n evenly spaced quantiles of U[lo, hi): a deterministic stand-in for the prior in W1.
     ``n`` must be a positive integer and lo < hi finite, else ``ValueError``."""
     n = _integer("n", n)
-    try:
-        ok = _finite_number("lo", lo) < _finite_number("hi", hi)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"lo and hi must be finite numbers with lo < hi, got lo={lo!r}, "
-                         f"hi={hi!r}")
+    _support(lo, hi)
     return lo + (hi - lo) * (np.arange(n) + 0.5) / n
 
 

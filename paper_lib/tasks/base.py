@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import _finite_number, _integer
+from ..metrics import _finite_number, _integer, _support
 
 __all__ = ["Task"]
 
@@ -142,13 +142,7 @@ class Task:
         if isinstance(T, (bool, np.bool_)) or not isinstance(T, numbers.Integral) or T < 2:
             raise ValueError(f"{who}: T must be an integer >= 2 (frames per trajectory), got "
                              f"{T!r}")
-        try:
-            ok = _finite_number("lo", self.lo) < _finite_number("hi", self.hi)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{who}: lo and hi (the support of the prior) must be finite "
-                             f"numbers with lo < hi, got lo={self.lo!r}, hi={self.hi!r}")
+        _support(self.lo, self.hi, f"{who}: ", " (the support of the prior)")
         try:
             off_ok = bool(np.isfinite(np.asarray(self.offset, float)).all())
         except (TypeError, ValueError):
