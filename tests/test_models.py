@@ -211,3 +211,36 @@ def test_results_do_not_depend_on_the_thread_count(env, trained, kind):
         assert torch.get_num_threads() == 1       # fit restores the caller's thread count
     finally:
         torch.set_num_threads(threads)
+
+
+def test_q_condition_model(env, trained):
+    from paper_lib.models.diffusion import _guided
+
+    plain = make_spec("diffusion-unet", SMOKE, **TINY)
+    assert "q_condition" not in plain.key() and "cond_dropout" not in plain.key()
+    with pytest.raises(ValueError, match="diffusion-unet"):
+        make_spec("diffusion-mlp", SMOKE, q_condition=True)
+    with pytest.raises(ValueError, match="cond_dropout"):
+        make_spec("diffusion-unet", SMOKE, q_condition=True, cond_dropout=0.0)
+    tr = fit(plain.with_(q_condition=True), env, SMOKE, seed=0)
+    assert tr.spec.key()["q_condition"] is True
+    q = np.full(4, float(np.median(env.q)))
+    with pytest.raises(ValueError, match="needs condition"):
+        sample(tr, 4, seed=0)
+    with pytest.raises(ValueError, match="condition must be 4 finite"):
+        sample(tr, 4, seed=0, condition=[np.nan] * 4)
+    with pytest.raises(ValueError, match="guidance must be"):
+        sample(tr, 4, seed=0, condition=q, guidance=-1)
+    with pytest.raises(ValueError, match="unconditional"):
+        sample(trained["diffusion-unet"], 4, seed=0, condition=q)
+    a = sample(tr, 4, seed=0, condition=q)
+    np.testing.assert_array_equal(a, sample(tr, 4, seed=0, condition=q, guidance=0.0))
+    assert not np.array_equal(a, sample(tr, 4, seed=0, condition=q, guidance=3.0))
+    assert not np.array_equal(a, sample(tr, 4, seed=0, condition=q + 0.3 * np.ptp(env.q)))
+
+    # guidance is (1 + w) out(c) - w out(null), the null condition being NaN
+    def net(x, t, c):
+        return torch.where(torch.isnan(c), torch.zeros(()), c)[:, None, None] + 0 * x
+
+    x, t, c = torch.zeros(2, 3, 1), torch.zeros(2, dtype=torch.long), torch.tensor([0.5, 1.0])
+    np.testing.assert_allclose(_guided(net, x, t, c, 2.0)[:, 0, 0].numpy(), [1.5, 3.0])

@@ -45,22 +45,39 @@ def noise_to(x0: torch.Tensor, t: torch.Tensor, sched, noise: torch.Tensor) -> t
     return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
 
-def diffusion_loss(net, x0: torch.Tensor, gen: torch.Generator, spec, sched) -> torch.Tensor:
-    """Mean squared error of the ε- or x0-prediction at a uniformly drawn step t per row."""
+def diffusion_loss(net, x0: torch.Tensor, gen: torch.Generator, spec, sched,
+                   cond: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error of the ε- or x0-prediction at a uniformly drawn step t per row;
+    ``cond`` (n,): the condition of each row for a ``q_condition`` network (NaN: none)."""
     t = torch.randint(int(spec.diffusion_steps), (len(x0),), generator=gen).to(x0.device)
     eps = _randn(x0.shape, gen, x0.device)
     xt = noise_to(x0, t, sched, eps)
     if spec.condition_frames:   # Diffuser: the conditioned frames are seen clean
         f = list(spec.condition_frames)
         xt[:, f] = x0[:, f]
-    pred = net(xt, t)
+    pred = net(xt, t) if cond is None else net(xt, t, cond)
     return F.mse_loss(pred, eps if spec.prediction == "eps" else x0)
 
 
-def _predict(net, x, t: int, spec, sched, batch: int):
-    """(x0_hat, eps_hat) at step ``t`` for all rows of x, evaluated in chunks of ``batch`` rows."""
+def _guided(net, x, t, cond, guidance: float):
+    """The network's output for rows x at steps t: plain (``cond`` None), or with classifier-free
+    guidance (Ho & Salimans 2022) out = (1 + w) out(c) − w out(∅), w = ``guidance``; linear in the
+    output, so the same rule holds for an x0- and an ε-prediction."""
+    if cond is None:
+        return net(x, t)
+    out = net(x, t, cond)
+    if guidance == 0:
+        return out
+    return (1 + guidance) * out - guidance * net(x, t, torch.full_like(cond, float("nan")))
+
+
+def _predict(net, x, t: int, spec, sched, batch: int, cond=None, guidance: float = 0.0):
+    """(x0_hat, eps_hat) at step ``t`` for all rows of x, evaluated in chunks of ``batch`` rows
+    (``cond`` (n,), ``guidance``: see :func:`_guided`)."""
     tt = torch.full((len(x),), t, dtype=torch.long, device=x.device)
-    out = torch.cat([net(x[i:i + batch], tt[i:i + batch]) for i in range(0, len(x), batch)])
+    out = torch.cat([_guided(net, x[i:i + batch], tt[i:i + batch],
+                             None if cond is None else cond[i:i + batch], guidance)
+                     for i in range(0, len(x), batch)])
     ab = float(sched["alpha_bar"][t])
     if spec.prediction == "eps":
         return (x - math.sqrt(1 - ab) * out) / math.sqrt(ab), out
@@ -82,11 +99,13 @@ def _impose(x, t: int, inpaint, sched, gen, clean: bool = False):
 
 
 @torch.no_grad()
-def ddpm(net, x, t_start: int, spec, sched, gen, inpaint=None, batch: int = 2048):
-    """Ancestral sampling from x at step ``t_start`` (x = x_{t_start}) down to x_0."""
+def ddpm(net, x, t_start: int, spec, sched, gen, inpaint=None, batch: int = 2048, cond=None,
+         guidance: float = 0.0):
+    """Ancestral sampling from x at step ``t_start`` (x = x_{t_start}) down to x_0 (``cond``,
+    ``guidance``: a q-conditioned network's condition per row and guidance weight)."""
     for t in range(int(t_start), -1, -1):
         x = _impose(x, t, inpaint, sched, gen, bool(spec.condition_frames))
-        x0, _ = _predict(net, x, t, spec, sched, batch)
+        x0, _ = _predict(net, x, t, spec, sched, batch, cond, guidance)
         ab, prev, beta = (float(sched[k][t]) for k in ("alpha_bar", "alpha_bar_prev", "beta"))
         x = (beta * math.sqrt(prev) / (1 - ab)) * x0 + ((1 - prev) * math.sqrt(1 - beta)
                                                          / (1 - ab)) * x
@@ -96,13 +115,14 @@ def ddpm(net, x, t_start: int, spec, sched, gen, inpaint=None, batch: int = 2048
 
 
 @torch.no_grad()
-def ddim(net, x, steps: int, spec, sched, gen, inpaint=None, batch: int = 2048):
+def ddim(net, x, steps: int, spec, sched, gen, inpaint=None, batch: int = 2048, cond=None,
+         guidance: float = 0.0):
     """Deterministic DDIM (η = 0) from pure noise x over ``steps`` evenly spaced steps."""
     K = int(spec.diffusion_steps)
     ts = np.unique(np.linspace(0, K - 1, int(steps)).round().astype(int))[::-1]
     for i, t in enumerate(ts):
         x = _impose(x, int(t), inpaint, sched, gen, bool(spec.condition_frames))
-        x0, eps = _predict(net, x, int(t), spec, sched, batch)
+        x0, eps = _predict(net, x, int(t), spec, sched, batch, cond, guidance)
         prev = float(sched["alpha_bar"][ts[i + 1]]) if i + 1 < len(ts) else 1.0
         x = math.sqrt(prev) * x0 + math.sqrt(1 - prev) * eps
     return _impose(x, -1, inpaint, sched, gen)

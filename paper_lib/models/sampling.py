@@ -11,7 +11,7 @@ import torch
 
 from ..seeding import derive_seed
 from .diffusion import ddim, ddpm, make_schedule, noise_to
-from .train import Trained, build, default_device
+from .train import Trained, build, default_device, scaled_quantity
 
 __all__ = ["sample", "denoise", "alpha_bar", "count_params", "load_net"]
 
@@ -48,7 +48,8 @@ def _inpaint_tensors(inpaint, n: int, task, device):
 
 def sample(trained: Trained, n: int, seed: int = 0, steps: int | None = None,
            sampler: str = "ddpm", inpaint=None, snapshot: int | None = None,
-           batch: int | None = None, device=None) -> np.ndarray:
+           batch: int | None = None, device=None, condition=None,
+           guidance: float = 0.0) -> np.ndarray:
     """``n`` trajectories (n, T, C) float32 in task units; deterministic in ``seed``.
 
     Diffusion classes: ``sampler="ddpm"`` (ancestral, all K steps) or ``"ddim"`` (η = 0, ``steps``
@@ -57,7 +58,9 @@ def sample(trained: Trained, n: int, seed: int = 0, steps: int | None = None,
     at the end. Transformer: autoregressive draws from the Gaussian heads. VAE: decoder means at
     z ~ N(0, I). ``sampler``/``steps`` only concern the diffusion classes and are ignored
     otherwise. ``snapshot=k``: weights recorded after k training steps. ``batch``: rows per network
-    call (memory only).
+    call (memory only). A ``q_condition`` model needs ``condition``: the requested q of every
+    sample ((n,) task units, finite) and draws with classifier-free guidance weight ``guidance``
+    (w >= 0; 0: the conditional model alone); other models reject both.
     """
     spec, task = trained.spec, trained.task
     device = torch.device(device) if device is not None else default_device()
@@ -71,19 +74,40 @@ def sample(trained: Trained, n: int, seed: int = 0, steps: int | None = None,
         return task.from_model(net.generate(n, gen, batch).cpu().numpy())
     K = spec.diffusion_steps
     sched = make_schedule(spec)
+    q_cond, w = _condition(spec, task, condition, guidance, n, device)
     cond = _inpaint_tensors(inpaint, n, task, device) if inpaint is not None else None
     x = torch.randn(n, task.T, task.C, generator=gen).to(device)
     if sampler == "ddpm":
         if steps not in (None, K):
             raise ValueError(f"the ddpm sampler uses all {K} steps; use sampler='ddim' for fewer")
-        z = ddpm(net, x, K - 1, spec, sched, gen, cond, batch)
+        z = ddpm(net, x, K - 1, spec, sched, gen, cond, batch, q_cond, w)
     elif sampler == "ddim":
         if not 1 <= int(steps or K) <= K:
             raise ValueError(f"ddim steps must lie in 1..{K}, got {steps}")
-        z = ddim(net, x, int(steps or K), spec, sched, gen, cond, batch)
+        z = ddim(net, x, int(steps or K), spec, sched, gen, cond, batch, q_cond, w)
     else:
         raise ValueError(f"unknown sampler {sampler!r}; valid samplers: ddpm, ddim")
     return task.from_model(z.cpu().numpy())
+
+
+def _condition(spec, task, condition, guidance, n: int, device):
+    """(scaled condition tensor (n,) or None, guidance weight) for :func:`sample`, checked."""
+    if not spec.q_condition:
+        if condition is not None or guidance:
+            raise ValueError(f"condition and guidance need a q_condition model; this "
+                             f"{spec.kind} is unconditional")
+        return None, 0.0
+    if condition is None:
+        raise ValueError("a q_condition model needs condition: the requested q of each sample "
+                         f"((n,) = ({n},), task units)")
+    q = np.asarray(condition, np.float64).reshape(-1)
+    if q.shape != (n,) or not np.isfinite(q).all():
+        raise ValueError(f"condition must be {n} finite values of q (one per sample), got shape "
+                         f"{np.shape(condition)}")
+    w = float(guidance)
+    if not (np.isfinite(w) and w >= 0):
+        raise ValueError(f"guidance must be a finite weight >= 0, got {guidance!r}")
+    return torch.as_tensor(scaled_quantity(task, q), device=device), w
 
 
 def denoise(trained: Trained, X: np.ndarray, t_star: int, seed: int = 0, keep=None,

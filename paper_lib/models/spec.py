@@ -21,7 +21,7 @@ _KIND_DEFAULTS = {
 }
 
 
-_LATE_FIELDS = ("condition_frames",)
+_LATE_FIELDS = ("condition_frames", "q_condition", "cond_dropout")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ class ModelSpec:
     condition_frames: tuple[int, ...] = ()  # diffusion: frames whose clean values are imposed
                                   # in x_t in training and at every sampling step (Diffuser's
                                   # apply_conditioning), e.g. (0, -1) for a planner's start/goal
+    q_condition: bool = False     # diffusion-unet: condition on the quantity q (an embedding of q
+                                  # added to the time embedding; classifier-free guidance)
+    cond_dropout: float = 0.1     # with q_condition: share of training rows whose condition is
+                                  # dropped (the unconditional model guidance extrapolates from)
     warmup: float = 0.05          # fraction of steps of linear LR warm-up
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
@@ -80,10 +84,16 @@ class ModelSpec:
         object.__setattr__(self, "condition_frames", tuple(int(f) for f in self.condition_frames))
         if self.condition_frames and not self.is_diffusion:
             raise ValueError(f"condition_frames needs a diffusion model, not {self.kind!r}")
+        object.__setattr__(self, "q_condition", bool(self.q_condition))
+        if self.q_condition and self.kind != "diffusion-unet":
+            raise ValueError(f"q_condition needs kind 'diffusion-unet', not {self.kind!r}")
+        if not 0.0 < self.cond_dropout < 1.0:
+            raise ValueError(f"cond_dropout must lie strictly between 0 and 1 (the share of "
+                             f"rows trained without their condition), got {self.cond_dropout!r}")
 
     def key(self) -> dict:
         """The fields that identify this spec in cache keys. Fields added after models were first
-        cached (``condition_frames``) are left out at their default, so old keys stay valid."""
+        cached (``_LATE_FIELDS``) are left out at their default, so old keys stay valid."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if not (f.name in _LATE_FIELDS and getattr(self, f.name) == f.default)}
 

@@ -34,7 +34,7 @@ from .sequence import ARTransformer, TrajectoryVAE
 from .spec import MODEL_CODE_VERSION, ModelSpec, make_spec
 
 __all__ = ["Trained", "fit", "build", "default_device", "cache_only", "NotCached",
-           "CHECKPOINT_SECONDS"]
+           "CHECKPOINT_SECONDS", "scaled_quantity"]
 
 CHECKPOINT_SECONDS = 30.0
 _CACHE_ONLY = contextvars.ContextVar("cache_only", default=False)
@@ -93,7 +93,7 @@ def build(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
         if T % 2 ** (len(spec.mults) - 1):
             raise ValueError(f"diffusion-unet with {len(spec.mults)} levels needs T divisible by "
                              f"{2 ** (len(spec.mults) - 1)}, got T={T}")
-        return UNet1D(C, w, spec.mults, spec.kernel_size, spec.depth)
+        return UNet1D(C, w, spec.mults, spec.kernel_size, spec.depth, spec.q_condition)
     if spec.kind == "diffusion-mlp":
         return MLPDenoiser(T, C, 16 * w, spec.depth)
     if spec.kind == "transformer":
@@ -135,13 +135,20 @@ def _load_checkpoint(path):
         return None
 
 
-def train_step(net, ema, opt, data, gen, spec, sched, step: int) -> torch.Tensor:
+def train_step(net, ema, opt, data, gen, spec, sched, step: int, cond=None) -> torch.Tensor:
     """One optimiser step at step number ``step``: a batch of ``spec.batch_size`` rows drawn from
     ``data`` (model units, (n, T, C) tensor) with ``gen``, the loss (``diffusion_loss`` with
     ``sched`` for the diffusion kinds, else ``net.loss``), backward, gradient clipping, the
-    learning rate of the schedule, AdamW, and the EMA update of ``ema``. Returns the loss."""
-    x = data[torch.randint(len(data), (spec.batch_size,), generator=gen).to(data.device)]
-    loss = (diffusion_loss(net, x, gen, spec, sched) if spec.is_diffusion
+    learning rate of the schedule, AdamW, and the EMA update of ``ema``. ``cond`` (n,): the scaled
+    quantity of each row for a ``q_condition`` model; a share ``spec.cond_dropout`` of the batch
+    is trained without it (NaN). Returns the loss."""
+    idx = torch.randint(len(data), (spec.batch_size,), generator=gen).to(data.device)
+    x = data[idx]
+    c = None
+    if cond is not None:
+        c = cond[idx].clone()
+        c[(torch.rand(len(c), generator=gen) < spec.cond_dropout).to(c.device)] = float("nan")
+    loss = (diffusion_loss(net, x, gen, spec, sched, c) if spec.is_diffusion
             else net.loss(x, gen))
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -156,21 +163,29 @@ def train_step(net, ema, opt, data, gen, spec, sched, step: int) -> torch.Tensor
     return loss
 
 
-def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) -> dict:
+def scaled_quantity(task: Task, q) -> np.ndarray:
+    """q (n,) in task units -> the condition a ``q_condition`` model sees: (q − lo) / (hi − lo),
+    float32 (0..1 over the prior's support)."""
+    return ((np.asarray(q, np.float64) - task.lo) / (task.hi - task.lo)).astype(np.float32)
+
+
+def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after, q=None) -> dict:
     """Training on one thread: a small model's step hardly speeds up with more threads, and the
     weights then do not depend on the thread count (see ``paper_lib.parallel`` for running
     several trainings side by side)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after)
+        return _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after, q)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after) -> dict:
+def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after,
+                q=None) -> dict:
     T, C = X.shape[1:]
     data = torch.as_tensor(task.to_model(X), device=device)
+    cond = torch.as_tensor(scaled_quantity(task, q), device=device) if spec.q_condition else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init", spec.kind))
         net = build(spec, T, C).to(device)
@@ -190,7 +205,7 @@ def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_af
                desc=f"{spec.kind} on {task.name}")
     net.train()
     while step < spec.train_steps:
-        loss = train_step(net, ema, opt, data, gen, spec, sched, step)
+        loss = train_step(net, ema, opt, data, gen, spec, sched, step, cond)
         losses.append(float(loss.detach()))
         step += 1
         bar.update(1)
@@ -243,6 +258,10 @@ def fit(spec: ModelSpec | str, dataset, profile: Profile, seed: int = 0,
     params = dataset.spec.get("params")
     task = params if isinstance(params, Task) else get_task(dataset.task)
     X = task.check(dataset.X)
+    q = np.asarray(dataset.q, np.float64) if spec.q_condition else None
+    if q is not None and not np.isfinite(q).all():
+        raise ValueError("a q_condition model needs a finite quantity q for every training "
+                         "trajectory")
     snapshots = tuple(sorted({int(s) for s in snapshots}))
     if any(s < 1 or s > spec.train_steps for s in snapshots):
         raise ValueError(f"snapshot steps must lie in 1..{spec.train_steps}, got {snapshots}")
@@ -259,20 +278,20 @@ def fit(spec: ModelSpec | str, dataset, profile: Profile, seed: int = 0,
             if hit is not None:
                 return _trained(hit, from_cache=True)
             return _fit_and_store(spec, task, X, seed, snapshots, progress, profile, key,
-                                  device, _stop_after)
+                                  device, _stop_after, q)
     return _fit_and_store(spec, task, X, seed, snapshots, progress, profile, None, device,
-                          _stop_after)
+                          _stop_after, q)
 
 
 def _fit_and_store(spec, task, X, seed, snapshots, progress, profile, key, device,
-                   stop_after) -> Trained:
+                   stop_after, q=None) -> Trained:
     """Train (resuming from a checkpoint when ``key`` is given), store under ``key``."""
     use_cache = key is not None
     show = progress if progress is not None else (profile.name != "smoke" and sys.stderr.isatty())
     ckpt = cache.cache_dir() / "checkpoints" / f"{cache.spec_key('model', key)}.pt" \
         if use_cache else None
     device = torch.device(device) if device is not None else default_device()
-    payload = _train(spec, task, X, int(seed), set(snapshots), show, ckpt, device, stop_after)
+    payload = _train(spec, task, X, int(seed), set(snapshots), show, ckpt, device, stop_after, q)
     if use_cache:
         cache.store("model", key, payload)
         ckpt.unlink(missing_ok=True)
