@@ -62,17 +62,29 @@ def task_for(task: str | Task, profile: Profile, **params) -> Task:
 
 def train(task: str | Task, kind: str, profile: Profile, seed: int = 0,
           n_train: int | None = None, data_seed: int = 0, snapshots: tuple[int, ...] = (),
-          task_params: dict | None = None, **overrides) -> Run:
+          task_params: dict | None = None, dataset: Dataset | None = None, **overrides) -> Run:
     """Train (or load from the cache) a model of class ``kind`` on a dataset of ``task``.
 
     ``n_train`` defaults to the profile's; ``task_params`` change the task (on top of the
     profile's ``task_params``); ``overrides`` change the model spec (e.g. ``width``).
+    ``dataset``: train on this dataset instead (e.g. a reweighted one, ``Dataset.subset``); its
+    task is then ``task`` (a Task instance), and ``n_train``, ``data_seed``, ``task_params`` must
+    be left at their defaults.
     """
     from . import models
 
     P = require(profile)
-    t = task_for(task, P, **(task_params or {}))
-    data = make_dataset(t, n_train or P.n_train, seed=data_seed)
+    if dataset is not None:
+        if n_train is not None or data_seed != 0 or task_params:
+            raise ValueError("train(dataset=...) takes its trajectories from the dataset; "
+                             "n_train, data_seed and task_params must be left unset")
+        if not isinstance(task, Task):
+            raise TypeError(f"train(dataset=...) needs the dataset's Task instance as task, got "
+                            f"{task!r}")
+        t, data = task, dataset
+    else:
+        t = task_for(task, P, **(task_params or {}))
+        data = make_dataset(t, n_train or P.n_train, seed=data_seed)
     cond = tuple(getattr(t, "condition_frames", ()))   # a planner's imposed frames (maze)
     if cond and kind.startswith("diffusion"):
         overrides.setdefault("condition_frames", cond)
@@ -84,23 +96,32 @@ def train(task: str | Task, kind: str, profile: Profile, seed: int = 0,
     return Run(t, data, trained, spec.kind, seed, key)
 
 
+def _digest(a) -> list:
+    return [np.shape(a), hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()]
+
+
 def samples(run: Run, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
-            snapshot: int | None = None, inpaint=None) -> tuple[np.ndarray, float]:
+            snapshot: int | None = None, inpaint=None, condition=None,
+            guidance: float = 0.0) -> tuple[np.ndarray, float]:
     """``n`` samples (n, T, C) in task units from a run, cached as a sample bank, and the seconds
     it took to draw them (as measured when they were drawn). ``inpaint=(mask, values)``:
-    conditioning imposed at every denoising step (see ``models.sample``)."""
+    conditioning imposed at every denoising step; ``condition`` (n,) and ``guidance``: the
+    requested q and the guidance weight of a q-conditioned model (see ``models.sample``)."""
     from . import models
 
     spec = {"run": run.key, "n": int(n), "seed": int(seed), "sampler": sampler, "steps": steps,
             "snapshot": snapshot}
     if inpaint is not None:
-        spec["inpaint"] = [[np.shape(a), hashlib.sha256(np.ascontiguousarray(a).tobytes())
-                            .hexdigest()] for a in inpaint]
+        spec["inpaint"] = [_digest(a) for a in inpaint]
+    if condition is not None:
+        spec["condition"] = _digest(np.asarray(condition, np.float64))
+        spec["guidance"] = float(guidance)
 
     def build():
         t0 = time.perf_counter()
         X = models.sample(run.trained, n, seed=seed, sampler=sampler, steps=steps,
-                          snapshot=snapshot, inpaint=inpaint)
+                          snapshot=snapshot, inpaint=inpaint, condition=condition,
+                          guidance=guidance)
         return {"X": X, "seconds": time.perf_counter() - t0}
 
     bank = cache.memo("samples", spec, build)

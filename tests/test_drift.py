@@ -89,3 +89,21 @@ def test_task_for_and_quantity_bins_follow_the_profile_and_the_task():
     cone = drift.task_for("cone", P)
     b = drift.quantity_bins(cone, P)
     assert (b.lo, b.hi, b.n) == (cone.lo, cone.hi, P.n_bins)
+
+
+def test_train_on_a_given_dataset_in_a_representation():
+    from paper_lib import representation as rep
+    from paper_lib.datasets import make_dataset
+    from paper_lib.tasks import get_task
+
+    base = get_task("sine")
+    data = make_dataset(base, 64, seed=0)
+    t = rep.represent(base, "increments")
+    run = drift.train(t, "vae", P, dataset=rep.represent_dataset(data, t))
+    assert run.key != drift.train("sine", "vae", P).key        # its own cache entry
+    X, _ = drift.samples(run, 16, seed=0)
+    assert X.shape == (16, base.T, 1) and np.isfinite(t.measure(X)).any()
+    with pytest.raises(ValueError, match="n_train, data_seed and task_params"):
+        drift.train(t, "vae", P, dataset=data, n_train=10)
+    with pytest.raises(TypeError, match="Task instance"):
+        drift.train("sine", "vae", P, dataset=data)
