@@ -1,0 +1,502 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 — Mitigation: what the mechanism says will and will not work
+#
+# *Companion to "Mechanisms of Misgeneralization in Physical Sequence Modeling" (arXiv 2605.20299).*
+#
+# Notebooks 02–05 showed the drift and explained it with the data deviation kernel: the model's
+# local errors, pushed through the measurement m, move mass between values of q. If that is the
+# mechanism, it tells which fixes can work:
+#
+# 1. **Reweighting the dataset** changes which trajectories the model sees, not the errors it
+#    makes around them; mass keeps moving after generation. We try the plain fix (weights
+#    prior / p_model) and a *pre-distorted* one (weights solved so that the kernel's image of the
+#    reweighted set is the prior).
+# 2. **Conditioning on q** tells the model which q to produce. It can only help as far as the
+#    model's local errors leave m(x̃) near the requested q.
+# 3. **Changing the representation** the model is trained in changes what a local error does to
+#    q. The kernel, applied in each candidate representation *before training*, forecasts which
+#    representation drifts least; we choose by that forecast, then train and check.
+#
+# The model is the primary class, `diffusion-unet`, on all five tasks; every mitigated model has
+# the baseline's size and training budget (the profile's). The baselines are the seed-0 models
+# of notebooks 02, 04 and 05 (shared through the cache), sampled the same way.
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+from functools import partial
+
+import altair as alt
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+import paper_lib
+from paper_lib import drift, kernels, metrics, mitigation, parallel, plots, representation
+from paper_lib.seeding import rng
+
+P = paper_lib.setup(profile)
+paper_lib.check_versions()
+KIND = "diffusion-unet"
+NAMES = ("sine", "cone", "logistic", "maze", "pendulum")
+TASKS = {name: drift.task_for(name, P) for name in NAMES}
+BINS = {name: drift.quantity_bins(t, P) for name, t in TASKS.items()}
+PRIOR = {name: metrics.uniform_histogram(b) for name, b in BINS.items()}
+print(f"profile {P.name}: {P.n_train} training trajectories (maze: its curated set), "
+      f"{P.train_steps} steps, width {P.width}, {P.n_samples} samples per model")
+
+# %% [markdown]
+# ## The baselines
+#
+# The seed-0 U-Net of each task and its samples, exactly as in notebooks 02, 04 and 05; the
+# maze planner is given the start and goal of training demonstrations drawn at random, as in 04.
+# `sample_like_baseline` draws from any model of a task the same way (same noise seed, same
+# start/goal pairs), so before/after comparisons differ only by the model.
+
+# %%
+parallel.run_all([partial(drift.standard_run, name, KIND, P) for name in NAMES])
+base = {name: drift.standard_run(name, KIND, P) for name in NAMES}
+maze_idx = rng(0, "maze", "conditions").choice(len(base["maze"].dataset), P.n_samples)
+
+
+def sample_like_baseline(name: str, run: drift.Run, **kw) -> np.ndarray:
+    """P.n_samples trajectories of ``run`` (task units of run.task), seed 0; the maze's start and
+    goal imposed from the same demonstrations as the baseline's."""
+    if name == "maze":
+        kw["inpaint"] = run.task.conditions(maze_source(run), maze_idx)
+    return drift.samples(run, P.n_samples, seed=0, **kw)[0]
+
+
+def maze_source(run: drift.Run) -> np.ndarray:
+    """The curated maze demonstrations in ``run``'s coordinates (the start/goal pairs' source)."""
+    return representation.represent_dataset(base["maze"].dataset, run.task).X
+
+
+X_base = {name: sample_like_baseline(name, base[name]) for name in NAMES}
+rows = {}   # (task, method) -> drift_row, for tables/mitigation.csv
+for name in NAMES:
+    rows[name, "baseline"] = drift.drift_row(base[name], X_base[name], P)
+baseline = pd.DataFrame([{"task": n, **{k: rows[n, "baseline"][k] for k in
+                                        ("tv_model_prior", "tv_noise_floor", "plausible_frac")}}
+                         for n in NAMES])
+print(baseline.round(3).to_string(index=False))
+
+# %% [markdown]
+# Each mitigation below is judged on the same numbers as the baseline: TV and W1 of the
+# q-histogram to the exact prior, the noise floor (the TV two independent draws of the prior of
+# this size show), the share of samples that pass the task's **unchanged** validity check, and
+# the change in TV against the baseline with its 90% bootstrap interval (both sample banks
+# resampled): a change whose interval excludes 0 is beyond sampling noise.
+#
+# Every row also carries `predicted_tv`: the drift the **before-training** forecast expects from
+# the training set the method trains on, in the coordinates it trains in. The forecast is the
+# drift check of notebook 03 (`paper_lib.driftcheck.check`: the `smooth` kernel at the
+# companion's default locality, in data spacings of that training set), the best before-training
+# forecast the companion has; it uses no model of the task.
+
+# %%
+def hist_frame(name: str, method: str, q: np.ndarray) -> pd.DataFrame:
+    """The q-histogram of one method on one task with its bootstrap band, for the charts."""
+    h = drift.histogram_with_band(q, BINS[name], P, "mitigation", name, method)
+    return pd.DataFrame({"task": name, "method": method, "center": BINS[name].centers,
+                         "bin": BINS[name].labels, **h, "prior": PRIOR[name]})
+
+
+def hist_chart(frame: pd.DataFrame, methods: list[str], title: str) -> alt.HConcatChart:
+    """Per task: the prior (dashed) and each method's histogram (steps) with its band."""
+    charts = []
+    for name in NAMES:
+        d = frame[(frame.task == name) & frame.method.isin(methods)]
+        base_ = alt.Chart(d).encode(x=alt.X("center:Q", title=TASKS[name].quantity))
+        color = alt.Color("method:N", sort=methods, title=None)
+        line = base_.mark_line(interpolate="step", strokeWidth=1.5).encode(
+            y=alt.Y("p:Q", title="probability per bin"), color=color)
+        band = base_.mark_rule(opacity=0.6).encode(y="lo:Q", y2="hi:Q", color=color)
+        prior = base_.mark_line(color=plots.COLORS["prior"], strokeDash=[4, 3],
+                                interpolate="step").encode(y="prior:Q")
+        charts.append(alt.layer(line, band, prior).properties(width=150, height=120, title=name))
+    return alt.hconcat(*charts, title=title)
+
+
+def change_row(name: str, method: str, q_new: np.ndarray) -> dict:
+    """TV of a method against the baseline on one task, with the bootstrap interval."""
+    q_old = TASKS[name].measure(X_base[name])
+    d, lo, hi = mitigation.tv_change(q_new, q_old, BINS[name], P.n_boot,
+                                     rng(0, "mitigation", "change", name, method))
+    r = rows[name, method]
+    return {"task": name, "method": method, "tv": r["tv_model_prior"],
+            "tv_baseline": rows[name, "baseline"]["tv_model_prior"], "tv_change": d,
+            "change_lo": lo, "change_hi": hi, "beyond_noise": bool(lo > 0 or hi < 0),
+            "plausible": r["plausible_frac"],
+            "plausible_baseline": rows[name, "baseline"]["plausible_frac"]}
+
+
+predicted = {}   # (task, method) -> predicted_tv
+frames = [hist_frame(n, "baseline", TASKS[n].measure(X_base[n])) for n in NAMES]
+
+# %% [markdown]
+# ## 1. Reweighting the curated set
+#
+# **Plain.** After seeing the baseline's histogram p_model, an engineer resamples the curated set
+# with weight prior / p_model per bin (a bin the model starves is shown more often; weights are
+# capped at 10× a bin's curated mass), and trains the same model on it.
+#
+# **Pre-distorted.** If the drift were a fixed linear map of the data's q-distribution, one could
+# invert it. The kernel gives that map on the bins: M[b′, b] is the probability that a training
+# trajectory of bin b ends up in bin b′ after one application of the kernel. We solve M d ≈ prior
+# for a distribution d ≥ 0 over the bins (Richardson–Lucy deconvolution) and resample the curated
+# set to d. The kernel here is the baseline's own denoiser at the t\* calibrated in notebooks
+# 03–05 (`kernel_agreement.csv`): the best explanation of each task's drift we have. It needs the
+# trained model, as the plain fix does.
+
+# %%
+agree = plots.read_table("kernel_agreement")
+
+
+def calibrated_t_star(name: str) -> int:
+    """t* of the baseline's own denoiser, calibrated to its drift (notebooks 03, 04, 05)."""
+    d = agree[(agree.task == name) & (agree.model == KIND) & (agree.kernel == "denoise")
+              & (agree["mode"] == "calibrated")]
+    return int(d.scale.iloc[0])
+
+
+reweighted, deconv = {}, []
+for name in NAMES:
+    t, run, bins = TASKS[name], base[name], BINS[name]
+    data = run.dataset
+    keep = t.conditions(data.X, maze_idx)[0] if name == "maze" else None
+    kernel = kernels.denoise(run.trained, calibrated_t_star(name), keep=keep)
+    _, q_pred = kernels.predict(t, data, kernel, P.kernel_draws, bins,
+                                rng(0, "mitigation", "transition", name))
+    M = mitigation.transition_matrix(data.q, q_pred, bins)
+    d = mitigation.predistort(M, PRIOR[name])
+    p_model = metrics.histogram(t.measure(X_base[name]), bins)
+    plain = np.r_[0, mitigation.plain_weights(p_model, bins) * PRIOR[name][1:-1], 0]
+    for method, bin_mass in (("reweight-plain", plain), ("reweight-predistorted", d)):
+        w = mitigation.row_weights(data.q, bins, bin_mass)
+        reweighted[name, method] = mitigation.reweighted(data, w, rng(0, "mitigation", method, name))
+    deconv.append({"task": name, "t_star": calibrated_t_star(name),
+                   "tv_kernel_image": metrics.tv(M @ PRIOR[name], PRIOR[name]),
+                   "tv_predistorted_image": metrics.tv(M @ d, PRIOR[name]),
+                   "max_weight_predistorted": float(d[1:-1].max() / PRIOR[name][1:-1].max())})
+deconv = pd.DataFrame(deconv)
+print("the kernel's image of the curated prior, before and after pre-distortion (TV to prior),\n"
+      "and the largest bin weight the deconvolution asks for (relative to the curated mass):")
+print(deconv.round(3).to_string(index=False))
+for r in deconv.itertuples():
+    print(f"{r.task}: even with this kernel, the best reweighting leaves an image TV of "
+          f"{r.tv_predistorted_image:.3f} of the {r.tv_kernel_image:.3f} the curated prior gets "
+          f"({1 - r.tv_predistorted_image / max(r.tv_kernel_image, 1e-12):.0%} removable)")
+
+# %%
+parallel.run_all([partial(drift.train, TASKS[n], KIND, P, dataset=ds)
+                  for (n, _), ds in reweighted.items()])   # train what the cache lacks, 1 per core
+for (name, method), ds in reweighted.items():
+    run = drift.train(TASKS[name], KIND, P, dataset=ds)
+    X = sample_like_baseline(name, run)
+    rows[name, method] = drift.drift_row(run, X, P)
+    frames.append(hist_frame(name, method, TASKS[name].measure(X)))
+
+hist = pd.concat(frames, ignore_index=True)
+chart = hist_chart(hist, ["baseline", "reweight-plain", "reweight-predistorted"],
+                   "reweighting: q-histograms with 90% bootstrap bands (dashed: the prior)")
+plots.save(chart, "06_reweighting", data=hist[hist.method.str.startswith(("base", "rew"))])
+chart
+
+# %%
+changes = [change_row(n, m, TASKS[n].measure(sample_like_baseline(
+    n, drift.train(TASKS[n], KIND, P, dataset=reweighted[n, m])))) for n, m in reweighted]
+rw_table = pd.DataFrame(changes)
+print(rw_table.round(3).to_string(index=False))
+better = rw_table[(rw_table.change_hi < 0)]
+halved = rw_table[rw_table.tv <= rw_table.tv_baseline / 2]
+print(f"\nreweighting lowers TV beyond noise in {len(better)} of {len(rw_table)} (task, method) "
+      f"pairs and halves it in {len(halved)}; it raises TV beyond noise in "
+      f"{int((rw_table.change_lo > 0).sum())}")
+print(f"plausible fraction: baseline {rw_table.plausible_baseline.mean():.3f} on average, "
+      f"reweighted {rw_table.plausible.mean():.3f}")
+
+# %% [markdown]
+# **What the mechanism says about this outcome.** The drift is the image of the training
+# distribution through the model's local errors. Reweighting changes only the distribution that
+# goes in, so it can at best undo the part of the drift that is a reversible *reshuffling* of
+# mass between bins of the support; the deconvolution table above measures that part with the
+# baseline's own denoiser as the kernel: the `removable` share is an upper bound for any
+# reweighting, and the rest is mass the errors push out of the support or smear across it,
+# which no choice of training weights brings back. The plain weights do not even use M: they
+# send more trajectories to the bins the model starves, and the same errors carry that mass
+# away again. Two more reasons a reweighting falls short of its own bound: resampling repeats
+# trajectories (fewer distinct ones per bin at the heavy weights), and the retrained model's
+# errors are not the baseline's (M moves with the data it was fit on). Compare each change with
+# its interval and with the seed-to-seed spread of notebook 02 before reading it as an effect.
+
+# %% [markdown]
+# ## 2. Conditioning on q
+#
+# A U-Net of the same size, told q: an embedding of the (scaled) quantity is added to its time
+# embedding, and 10% of training rows drop it (a learned "no condition" embedding), so one
+# network is both the conditional and the unconditional model. Sampling uses classifier-free
+# guidance, out = (1 + w) out(q) − w out(∅): w = 0 is the conditional model alone, larger w pushes
+# further toward what distinguishes q. We request q drawn from the prior (the maze: the q of the
+# demonstration whose start and goal are imposed, so the request is reachable), and measure the
+# histogram of m(x̃) and how far m(x̃) lands from the request.
+
+# %%
+GUIDANCE = (0, 1, 3)
+cond_jobs = {name: partial(drift.train, name, KIND, P, q_condition=True) for name in NAMES}
+parallel.run_all(list(cond_jobs.values()))
+requested = {name: (base[name].dataset.q[maze_idx] if name == "maze" else
+                    TASKS[name].sample_quantity(P.n_samples, rng(0, "mitigation", "request", name)))
+             for name in NAMES}
+errors = []
+for name, job in cond_jobs.items():
+    run = job()
+    for w in GUIDANCE:
+        X = sample_like_baseline(name, run, condition=requested[name], guidance=w)
+        method = f"condition-w{w}"
+        rows[name, method] = drift.drift_row(run, X, P)
+        q = TASKS[name].measure(X)
+        frames.append(hist_frame(name, method, q))
+        errors.append(mitigation.condition_error(requested[name], q, BINS[name]).assign(
+            task=name, guidance=w))
+errors = pd.concat(errors, ignore_index=True)
+hist = pd.concat(frames, ignore_index=True)
+methods = ["baseline", *(f"condition-w{w}" for w in GUIDANCE)]
+chart = hist_chart(hist, methods, "conditioning on q: q-histograms (dashed: the prior)")
+plots.save(chart, "06_conditioning", data=hist[hist.method.isin(methods)])
+chart
+
+# %% [markdown]
+# How close does each sample land to the q it was asked for? Per bin of the request: the mean of
+# m(x̃) − q (points) ± one standard deviation (bars), for each guidance weight.
+
+# %%
+err_charts = []
+for name in NAMES:
+    d = errors[errors.task == name]
+    base_ = alt.Chart(d).encode(x=alt.X("center:Q", title=f"requested {TASKS[name].quantity}"),
+                                color=alt.Color("guidance:O", title="w"))
+    pts = base_.mark_point(filled=True).encode(y=alt.Y("mean_error:Q", title="m(x̃) − q"))
+    bars = base_.transform_calculate(lo="datum.mean_error - datum.sd_error",
+                                     hi="datum.mean_error + datum.sd_error").mark_rule().encode(
+        y="lo:Q", y2="hi:Q")
+    zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="gray").encode(y="y:Q")
+    err_charts.append(alt.layer(zero, bars, pts).properties(width=150, height=120, title=name))
+chart = alt.hconcat(*err_charts)
+plots.save(chart, "06_condition_error", data=errors)
+chart
+
+# %%
+cond_table = pd.DataFrame([change_row(n, f"condition-w{w}", TASKS[n].measure(sample_like_baseline(
+    n, cond_jobs[n](), condition=requested[n], guidance=w))) for n in NAMES for w in GUIDANCE])
+hit = errors.groupby(["task", "guidance"]).apply(
+    lambda d: pd.Series({"mean_abs_error": np.nanmean(np.abs(d.mean_error)),
+                         "mean_sd": np.nanmean(d.sd_error), "bin_width": BINS[d.name[0]].width}),
+    include_groups=False).reset_index()
+print(cond_table.round(3).to_string(index=False))
+print("\nhow far m(x̃) lands from the request (averaged over bins, units of q):")
+print(hit.round(3).to_string(index=False))
+for name in NAMES:
+    c, h = cond_table[cond_table.task == name], hit[hit.task == name]
+    best = c.sort_values("tv").iloc[0]
+    print(f"{name}: best w = {best.method[11:]}: TV {best.tv:.3f} vs baseline "
+          f"{best.tv_baseline:.3f} (change {best.tv_change:+.3f}, 90% [{best.change_lo:+.3f}, "
+          f"{best.change_hi:+.3f}]); spread of m(x̃) − q = "
+          f"{h.mean_sd.min() / h.bin_width.iloc[0]:.2f} bin widths, plausible "
+          f"{best.plausible:.3f} (baseline {best.plausible_baseline:.3f})")
+
+# %% [markdown]
+# **What the mechanism says about this outcome.** A condition tells the model which q to aim
+# for; it does not change the local errors the model makes on the way, and the kernel is exactly
+# the map from those errors to q. So conditioning can place mass where it is asked only as far
+# as the spread of m(x̃) − q (the kernel's width in q, printed above in bin widths) is small
+# against the bins: where one bin width or more, the requested uniform histogram is smeared by
+# the same kernel that smears the unconditioned one, and mass still leaves the support at its
+# edges. A quantity read off the trajectory as a whole (a frequency, a growth rate) is one the
+# network can see and match; a quantity that *accumulates* along it (a travel distance, an
+# energy that each small error in a chaotic motion changes) is one where errors add up after
+# the condition has been obeyed locally. Guidance (w > 0) sharpens what distinguishes q in the
+# network's output, not its accuracy; the tables show what it does here.
+
+# %% [markdown]
+# ## 3. A representation chosen by the kernel, before training
+#
+# The same curated trajectories, written in other coordinates φ: increments (steps instead of
+# positions), polar coordinates or a phasor for the oscillating and turning paths, a logit for the
+# logistic map's values in (0, 1), the deviation from the straight start–goal line for the maze,
+# unwrapped angles instead of sin/cos pairs for the pendulum. A model in φ-space generates z̃; the
+# trajectory is x̃ = φ⁻¹(z̃) and the quantity m(x̃), the task's own measurement and validity check
+# unchanged (`paper_lib.representation`).
+#
+# **The forecast first.** For every candidate, the before-training forecast perturbs the
+# training set *in φ-space* (the kernel's locality measured in that space's own data spacings),
+# maps back and measures: no model is trained for it. The table below is the whole basis of the
+# choice: per task, the candidate with the least predicted TV to the prior.
+
+# %%
+candidates = {(n, r): representation.represent(TASKS[n], r) for n in NAMES
+              for r in representation.REPRESENTATIONS[n]}
+rep_data = {key: representation.represent_dataset(base[key[0]].dataset, t)
+            for key, t in candidates.items()}
+fore = {key: mitigation.before_training(t, rep_data[key].X, BINS[key[0]], P.kernel_draws)
+        for key, t in candidates.items()}
+prediction = pd.DataFrame([{"task": n, "representation": r,
+                            "what": representation.REPRESENTATIONS[n][r],
+                            "predicted_tv": fore[n, r]["tv_prior"],
+                            "kernel_locality": fore[n, r]["locality"]} for n, r in candidates])
+chosen = {n: d.sort_values("predicted_tv").representation.iloc[0]
+          for n, d in prediction.groupby("task")}
+prediction["chosen"] = [chosen[n] == r for n, r in zip(prediction.task, prediction.representation)]
+print(prediction.round(3).to_string(index=False))
+print("\nchosen before training:", ", ".join(f"{n}: {chosen[n]}" for n in NAMES))
+
+# %%
+chart = alt.Chart(prediction).mark_bar().encode(
+    x=alt.X("representation:N", title=None), y=alt.Y("predicted_tv:Q", title="predicted TV to prior"),
+    color=alt.Color("chosen:N", scale=alt.Scale(domain=[False, True], range=[
+        plots.COLORS["prior"], plots.COLORS["kernel"]]), title="chosen"),
+).properties(width=110, height=140).facet(column=alt.Column("task:N", sort=list(NAMES), title=None)
+                                          ).resolve_scale(x="independent")
+plots.save(chart, "06_representation_forecast", data=prediction)
+chart
+
+# %% [markdown]
+# **Then the models.** One U-Net per candidate (the native one is the baseline), same size,
+# budget and seed, trained in its φ-space and sampled the same way (the maze's start and goal are
+# imposed in φ-space: `bridge` keeps them as they are).
+
+# %%
+rep_jobs = {key: partial(drift.train, t, KIND, P, dataset=rep_data[key])
+            for key, t in candidates.items() if key[1] != representation.native(key[0])}
+parallel.run_all(list(rep_jobs.values()))
+for (name, rep), t in candidates.items():
+    run = rep_jobs[name, rep]() if (name, rep) in rep_jobs else base[name]
+    X = sample_like_baseline(name, run)
+    rows[name, f"represent-{rep}"] = drift.drift_row(run, X, P)
+    predicted[name, f"represent-{rep}"] = fore[name, rep]["tv_prior"]
+    frames.append(hist_frame(name, f"represent-{rep}", t.measure(X)))
+hist = pd.concat(frames, ignore_index=True)
+trained = prediction.assign(
+    trained_tv=[rows[n, f"represent-{r}"]["tv_model_prior"] for n, r in candidates],
+    plausible=[rows[n, f"represent-{r}"]["plausible_frac"] for n, r in candidates])
+print(trained.drop(columns="what").round(3).to_string(index=False))
+
+# %%
+shown = ["baseline", *(f"represent-{chosen[n]}" for n in NAMES)]
+rep_frames = pd.concat([hist[(hist.task == n) & hist.method.isin(["baseline",
+                                                                  f"represent-{chosen[n]}"])]
+                        for n in NAMES], ignore_index=True)
+rep_frames["method"] = np.where(rep_frames.method == "baseline", "baseline", "kernel-chosen φ")
+chart = hist_chart(rep_frames, ["baseline", "kernel-chosen φ"],
+                   "the kernel-chosen representation against the baseline (dashed: the prior)")
+plots.save(chart, "06_representation", data=rep_frames)
+chart
+
+# %% [markdown]
+# **Did the forecast choose well?** Two tests, fixed before the models were trained: the
+# chosen representation should at least halve TV to the prior against the baseline on at least
+# 4 of the 5 tasks without lowering the plausible fraction (by more than two binomial standard
+# errors), and the predicted ranking of all candidates should match the trained ranking
+# (Spearman ρ ≥ 0.8 over all candidates of all tasks; we also report it within each task, where
+# differences between tasks cannot help it).
+
+# %%
+verdict = []
+for name in NAMES:
+    r_b, r_c = rows[name, "baseline"], rows[name, f"represent-{chosen[name]}"]
+    se = np.sqrt(r_b["plausible_frac"] * (1 - r_b["plausible_frac"]) / r_b["n_samples"])
+    verdict.append({"task": name, "chosen": chosen[name],
+                    "tv_baseline": r_b["tv_model_prior"], "tv_chosen": r_c["tv_model_prior"],
+                    "halved": bool(r_c["tv_model_prior"] <= r_b["tv_model_prior"] / 2),
+                    "plausible_baseline": r_b["plausible_frac"],
+                    "plausible_chosen": r_c["plausible_frac"],
+                    "plausible_kept": bool(r_c["plausible_frac"] >= r_b["plausible_frac"] - 2 * se),
+                    "best_trained": trained[trained.task == name].sort_values(
+                        "trained_tv").representation.iloc[0]})
+verdict = pd.DataFrame(verdict)
+print(verdict.round(3).to_string(index=False))
+rho_all = stats.spearmanr(trained.predicted_tv, trained.trained_tv).statistic
+rho_task = {n: stats.spearmanr(d.predicted_tv, d.trained_tv).statistic if len(d) > 2 else
+            float(np.sign(np.diff(d.predicted_tv.to_numpy())[0]
+                          * np.diff(d.trained_tv.to_numpy())[0]))
+            for n, d in trained.groupby("task")}
+wins = int((verdict.halved & verdict.plausible_kept).sum())
+print(f"\ngoal 1: the chosen φ halves TV without losing plausibility on {wins} of {len(NAMES)} "
+      f"tasks (goal: >= 4) -> {'met' if wins >= 4 else 'not met'}")
+print(f"goal 2: Spearman rho(predicted, trained TV) over all {len(trained)} candidates = "
+      f"{rho_all:.2f} (goal: >= 0.8) -> {'met' if rho_all >= 0.8 else 'not met'}")
+print("within each task (2 candidates: +1 same order, -1 reversed):",
+      ", ".join(f"{n} {rho_task[n]:+.2f}" for n in NAMES))
+print(f"the forecast picked the best trained representation on "
+      f"{int((verdict.chosen == verdict.best_trained).sum())} of {len(NAMES)} tasks")
+gap = trained.assign(ratio=trained.trained_tv / trained.predicted_tv)
+print(f"trained TV / predicted TV over all candidates: median {gap.ratio.median():.2f} "
+      f"(range {gap.ratio.min():.2f}–{gap.ratio.max():.2f})")
+for v in verdict.itertuples():
+    why = [] if v.halved else [f"TV {v.tv_chosen:.3f} is not half of {v.tv_baseline:.3f}"]
+    why += [] if v.plausible_kept else [f"plausible {v.plausible_chosen:.3f} < "
+                                        f"{v.plausible_baseline:.3f} − 2 SE"]
+    print(f"{v.task} ({v.chosen}): " + ("meets both" if not why else "; ".join(why)))
+
+# %% [markdown]
+# **Reading the verdict.** The forecast is the data-only `smooth` kernel at one locality for
+# every task and representation: it knows the geometry of each φ (how far a small error in φ
+# moves q) but nothing of how *well* a U-Net learns in that space. Where it ranks the
+# candidates as the trained models do, it is because the representation's geometry dominates:
+# errors on increments accumulate, errors on a logit are squeezed near 0 and 1, errors on an
+# unwrapped angle stay angles. Where it does not, the trained model's error is not the
+# kernel's: its size differs between spaces (the ratio of trained to predicted TV above is
+# far from constant), and a U-Net's errors are not isotropic smooth noise. A better
+# before-training forecast of a *model's* error in φ (a closed-form kernel per model class)
+# would change the choice; until one exists, the goals above are stated against this one.
+
+# %% [markdown]
+# ## The results table
+#
+# `figures/tables/mitigation.csv`, one row per (task, method): `predicted_tv` (the
+# before-training forecast of the set and coordinates the method trains in; conditioning trains
+# on the baseline's set in its coordinates, so it carries the baseline's forecast: the kernel
+# sees no condition), TV and W1 to the prior, the noise floor, the plausible fraction and the
+# training time of the model (machine-dependent; the checked cell below leaves it out).
+
+# %%
+for name in NAMES:
+    predicted[name, "baseline"] = fore[name, representation.native(name)]["tv_prior"]
+    for w in GUIDANCE:
+        predicted[name, f"condition-w{w}"] = predicted[name, "baseline"]
+for (name, method), ds in reweighted.items():
+    predicted[name, method] = mitigation.before_training(TASKS[name], ds.X, BINS[name],
+                                                         P.kernel_draws)["tv_prior"]
+table = pd.DataFrame([{"task": n, "method": m, "predicted_tv": predicted[n, m],
+                       **{k: r[k] for k in mitigation.MITIGATION_COLUMNS[3:]}}
+                      for (n, m), r in rows.items()])[mitigation.MITIGATION_COLUMNS]
+plots.update_table(table, "mitigation", ["task", "method"])
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(table.drop(columns="train_seconds").round(2).to_string(index=False))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Pre-distortion solves M d ≈ prior with the baseline's own denoiser as the kernel. Replace it
+#    by the before-training `smooth` kernel (`kernels.smooth` at the scale the drift check uses)
+#    and compare the weights. Before running: which bins should get more weight, and why?
+# 2. Condition on q with a larger guidance weight (w = 8). Predict what happens to the spread of
+#    m(x̃) − q and to the plausible fraction, then run it on the `smoke` profile.
+# 3. Add a candidate representation for `cone`: increments in polar form (step length and turning
+#    angle per step). Forecast its drift with `mitigation.before_training` before training it: is
+#    it predicted to beat `increments`? (Hint: where does the travel distance live in each
+#    representation, and what does a small error there do to it?)

@@ -1,0 +1,77 @@
+"""Tests of paper_lib.mitigation: known answers of the reweighting and bookkeeping helpers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paper_lib import metrics, mitigation as mit
+
+
+@pytest.fixture
+def bins():
+    return metrics.Bins(0.0, 1.0, 5)
+
+
+def test_transition_matrix_columns_are_distributions(bins):
+    rng = np.random.default_rng(0)
+    q = rng.uniform(0, 0.6, 200)                       # nothing in the last two inner bins
+    pred = np.r_[q + 0.05, q - 0.05]                   # two draws, draw-major
+    M = mit.transition_matrix(q, pred, bins)
+    assert M.shape == (bins.n + 2, bins.n + 2)
+    live = M.sum(0) > 0
+    np.testing.assert_allclose(M.sum(0)[live], 1.0)
+    assert not live[[4, 5]].any()
+    np.testing.assert_allclose(mit.transition_matrix(q, np.c_[q + .05, q - .05], bins), M)
+    with pytest.raises(ValueError, match="q_pred"):
+        mit.transition_matrix(q, pred[:-1], bins)
+
+
+def test_predistort_identity_is_the_target_and_inverts_a_shift(bins):
+    target = metrics.uniform_histogram(bins)
+    np.testing.assert_allclose(mit.predistort(np.eye(bins.n + 2), target), target)
+    # a kernel that moves 30 % of each inner bin's mass one bin up (the top bin keeps its own):
+    # an exact non-negative solution exists, with more mass at the bottom (it only loses mass)
+    # and less above it, and Richardson-Lucy finds it
+    M = np.zeros((bins.n + 2, bins.n + 2))
+    for b in range(1, bins.n):
+        M[b, b], M[b + 1, b] = 0.7, 0.3
+    M[bins.n, bins.n] = 1.0
+    d = mit.predistort(M, target, iters=2000)
+    assert d[1] > target[1] and d[bins.n] < target[bins.n]
+    assert d.sum() == pytest.approx(1.0) and (d >= 0).all() and d[0] == d[-1] == 0
+    assert metrics.tv(M @ target, target) > 0.05
+    assert metrics.tv(M @ d, target) < 1e-3
+    w = d[1:-1] / target[1:-1]
+    assert w.max() <= mit.MAX_WEIGHT * (1 + 1e-9) and w.min() >= 1 / mit.MAX_WEIGHT * (1 - 1e-9)
+    with pytest.raises(ValueError, match="M must be"):
+        mit.predistort(np.eye(3), target)
+
+
+def test_plain_and_row_weights(bins):
+    prior = metrics.uniform_histogram(bins)
+    p_model = prior.copy()
+    p_model[1:-1] = [0.4, 0.3, 0.2, 0.1, 0.0]
+    w = mit.plain_weights(p_model, bins)
+    assert w.mean() == pytest.approx(1.0)
+    assert np.all(np.diff(w) > 0)                       # less mass, more weight
+    assert w[-1] / w[0] == pytest.approx(mit.MAX_WEIGHT / 0.5)   # the empty bin is floored
+    q = np.r_[np.full(3, 0.1), np.full(1, 0.3), 2.0]    # the last one is outside the bins
+    rw = mit.row_weights(q, bins, np.ones(bins.n))
+    np.testing.assert_allclose(rw, [1 / 3, 1 / 3, 1 / 3, 1.0, 0.0])
+    with pytest.raises(ValueError, match="bin_weights"):
+        mit.row_weights(q, bins, -np.ones(bins.n))
+
+
+def test_condition_error_and_tv_change(bins):
+    req = np.r_[np.full(10, 0.1), np.full(10, 0.5)]
+    meas = req + np.r_[np.full(10, 0.02), np.full(9, -0.1), np.nan]
+    df = mit.condition_error(req, meas, bins)
+    assert list(df["n"]) == [10, 0, 10, 0, 0] and df["n_nan"].sum() == 1
+    assert df["mean_error"].iloc[0] == pytest.approx(0.02)
+    assert df["mean_error"].iloc[2] == pytest.approx(-0.1)
+    rng = np.random.default_rng(0)
+    flat, lumpy = rng.uniform(0, 1, 2000), rng.uniform(0, 0.4, 2000)
+    d, lo, hi = mit.tv_change(flat, lumpy, bins, 200, rng)
+    assert d < 0 and lo <= d <= hi and hi < 0         # flatter: nearer the prior, beyond noise
+    d0, lo0, hi0 = mit.tv_change(flat, rng.uniform(0, 1, 2000), bins, 200, rng)
+    assert lo0 < 0 < hi0
