@@ -63,6 +63,18 @@ def _candidates(task: str) -> dict:
     return REPRESENTATIONS[task]
 
 
+def _unknown(task: str, name: str) -> ValueError:
+    """The one error for a representation name a task does not have."""
+    return ValueError(f"unknown representation {name!r} for task {task!r}; valid: "
+                      f"{', '.join(_candidates(task))}")
+
+
+def _line(Z: np.ndarray) -> np.ndarray:
+    """The straight line from each trajectory's first to its last frame, (n, T, C)."""
+    s = np.linspace(0, 1, Z.shape[1])[None, :, None]
+    return (1 - s) * Z[:, :1] + s * Z[:, -1:]
+
+
 def _quadrature(z: np.ndarray) -> np.ndarray:
     """Hilbert transform along time of (n, T) (FFT: −i sign(f) on every frequency)."""
     F = np.fft.fft(z - z.mean(1, keepdims=True), axis=1)
@@ -94,17 +106,14 @@ def to_phi(task: str, name: str, Z: np.ndarray) -> np.ndarray:
         x = np.clip((Z[..., 0] + 1) / 2, _LOGIT_EPS, 1 - _LOGIT_EPS)
         return (np.log(x / (1 - x)) / _LOGIT_SCALE)[..., None]
     if name == "bridge":
-        s = np.linspace(0, 1, Z.shape[1])[None, :, None]
-        line = (1 - s) * Z[:, :1] + s * Z[:, -1:]
-        out = Z - line
+        out = Z - _line(Z)
         out[:, 0], out[:, -1] = Z[:, 0], Z[:, -1]
         return out
     if name == "angles":
         th1 = _unwrapped(Z[..., 0], Z[..., 1])
         th2 = _unwrapped(Z[..., 2], Z[..., 3])
         return np.stack([th1 / np.pi, th2 / np.pi, Z[..., 4], Z[..., 5]], axis=-1)
-    raise ValueError(f"unknown representation {name!r} for task {task!r}; valid: "
-                     f"{', '.join(_candidates(task))}")
+    raise _unknown(task, name)
 
 
 def from_phi(task: str, name: str, W: np.ndarray) -> np.ndarray:
@@ -124,17 +133,14 @@ def from_phi(task: str, name: str, W: np.ndarray) -> np.ndarray:
         x = 1 / (1 + np.exp(-_LOGIT_SCALE * W[..., 0]))
         return (2 * x - 1)[..., None]
     if name == "bridge":
-        s = np.linspace(0, 1, W.shape[1])[None, :, None]
-        line = (1 - s) * W[:, :1] + s * W[:, -1:]
-        out = W + line
+        out = W + _line(W)
         out[:, 0], out[:, -1] = W[:, 0], W[:, -1]
         return out
     if name == "angles":
         a1, a2 = np.pi * W[..., 0], np.pi * W[..., 1]
         return np.stack([np.sin(a1), np.cos(a1), np.sin(a2), np.cos(a2), W[..., 2], W[..., 3]],
                         axis=-1)
-    raise ValueError(f"unknown representation {name!r} for task {task!r}; valid: "
-                     f"{', '.join(_candidates(task))}")
+    raise _unknown(task, name)
 
 
 _CHANNELS = {"phasor": ("x", "Hx"), "polar": ("r", "θ"), "logit": ("logit x",),
@@ -216,8 +222,7 @@ def represent(task: str | Task, name: str) -> Task:
     task's candidates."""
     base = get_task(task)
     if name not in _candidates(base.name):
-        raise ValueError(f"unknown representation {name!r} for task {base.name!r}; valid: "
-                         f"{', '.join(_candidates(base.name))}")
+        raise _unknown(base.name, name)
     if name == native(base.name):
         return base
     C = len(_CHANNELS.get(name, base.channels))
