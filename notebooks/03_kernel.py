@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 import paper_lib
-from paper_lib import drift, forecast, kernels, metrics, models, parallel, plots
+from paper_lib import drift, forecast, kernels, metrics, models, parallel, plots, surrogates
 from paper_lib.seeding import rng
 
 P = paper_lib.setup(profile)
@@ -51,14 +51,14 @@ TASKS = {name: paper_lib.get_task(name) for name in paper_lib.tasks.SYNTHETIC}
 CLASSES = models.MODEL_CLASSES
 DIFFUSION = [k for k in CLASSES if k.startswith("diffusion")]
 FAMILIES = ["white", "smooth", "spectral", "neighbour", "denoise"]
-SMOOTH_LENGTH = 3.0  # time steps: the correlation length of the `smooth` kernel
 print(f"profile {P.name}: kernels start from {P.kernel_n} training trajectories × "
       f"{P.kernel_draws} draws; locality grid {P.localities}")
 
 # %% [markdown]
 # Every model this notebook reads: notebook 02's (seed 0), one `diffusion-unet` per task trained
-# on a differently curated prior (for held-out forecasts, below) and `sine` and `cone` U-Nets
-# trained four times longer (the last section). Those the cache lacks are trained here, side by
+# on a differently curated prior (for held-out forecasts, below), `sine` and `cone` U-Nets
+# trained four times longer (the last section), and the maze and pendulum U-Nets of notebooks
+# 04 and 05 (for the before-training forecasts). Those the cache lacks are trained here, side by
 # side, one per core.
 
 # %%
@@ -71,7 +71,9 @@ other_jobs = {name: partial(drift.train, name, "diffusion-unet", P, task_params=
               for name, (lo, hi) in OTHER_PRIOR.items()}
 parallel.run_all([*long_jobs.values(), *[partial(drift.standard_run, name, kind, P)
                                          for kind in CLASSES for name in TASKS],
-                  *other_jobs.values()])
+                  *other_jobs.values(),   # and the U-Nets of 04 and 05 (before training, below)
+                  *[partial(drift.standard_run, name, "diffusion-unet", P)
+                    for name in ("maze", "pendulum")]])
 
 # %% [markdown]
 # ## Why a kernel: a local deviation pushed through the measurement
@@ -93,21 +95,12 @@ parallel.run_all([*long_jobs.values(), *[partial(drift.standard_run, name, kind,
 
 # %%
 data = {n: drift.standard_run(n, CLASSES[0], P).dataset for n in TASKS}
-spacing = {n: kernels.data_spacing(data[n].X) for n in TASKS}
-sub = {n: data[n].subset(np.arange(min(P.kernel_n, len(data[n])))) for n in TASKS}
-
-
-def scale_at(make, name: str, target: float) -> float:
-    """The kernel scale that moves the data by ``target`` data spacings (data-only kernels:
-    x′ − x is proportional to the scale, see kernels.scale_for_locality)."""
-    return kernels.scale_for_locality(make, sub[name].X[:500], spacing[name], target,
-                                      rng(0, "locality", name))
-
-
 push_rows = []
 for name, t in TASKS.items():
-    X = sub[name].X[:1000]
-    s = scale_at(kernels.white, name, 0.5)
+    X = data[name].X[:1000]
+    s = kernels.scale_for_locality(kernels.white, data[name].X[:forecast.N_LOCALITY],
+                                   kernels.data_spacing(data[name].X), 0.5,
+                                   rng(0, "locality", name))
     dq = t.measure(kernels.white(s).sample(X, rng(0, "push", name))) - t.measure(X)
     push_rows.append(pd.DataFrame({"task": name, "q": t.measure(X), "dq": dq}))
 push = pd.concat(push_rows, ignore_index=True)
@@ -133,23 +126,26 @@ print(push_summary.round(4).to_string())
 # p_model, and the histogram of the training data p_data on the same bins. Drift is
 # Δ = p_model − p_data; the model's own error scale is `nn_ratio`, the mean distance from a
 # sample to its nearest training trajectory in units of the data spacing.
+#
+# **How good can a forecast be?** A histogram of 2,000 samples is itself noisy. We draw a second,
+# independent bank of the same size from the same model (another sampling seed) and score it
+# as if it were a forecast: its EDF is the **ceiling** (`edf_ceiling`), what a perfect forecaster
+# of this model would score given the sampling noise. Every EDF below is read against it.
 
 # %%
 target = {}
 for name, t in TASKS.items():
-    bins = drift.quantity_bins(t, P)
-    p_data = metrics.histogram(t.measure(sub[name].X), bins)
     for kind in CLASSES:
         run = drift.standard_run(name, kind, P)
         X, sample_seconds = drift.samples(run, P.n_samples, seed=0)
-        h = drift.histogram_with_band(t.measure(X), bins, P, name, kind, 0)
-        nn = drift.nn_ratio(X, data[name].X)  # the same number as drift.csv's nn_ratio
-        target[name, kind] = {"run": run, "X": X, "bins": bins, "p_data": p_data,
-                              "p_model": h["p"], "noise": (h["hi"] - h["lo"]) / 2,
-                              "nn_ratio": nn, "cost": run.trained.train_seconds + sample_seconds}
-print(pd.DataFrame([{"task": k[0], "model": k[1], "nn_ratio": v["nn_ratio"],
-                     "tv_data_model": metrics.tv(v["p_data"], v["p_model"])}
-                    for k, v in target.items()]).round(3).to_string(index=False))
+        X_repeat = drift.samples(run, P.n_samples, seed=1)[0]
+        target[name, kind] = forecast.make_target(run, X, P, X_repeat=X_repeat,
+                                                  sample_seconds=sample_seconds)
+        target[name, kind].extra.update(run=run, X=X)
+print(pd.DataFrame([{"task": k[0], "model": k[1], "nn_ratio": tg.nn_ratio,
+                     "tv_data_model": metrics.tv(tg.p_data, tg.p_model),
+                     "edf_ceiling": tg.ceiling} for k, tg in target.items()])
+      .round(3).to_string(index=False))
 
 # %% [markdown]
 # ## Five kernels
@@ -173,62 +169,21 @@ print(pd.DataFrame([{"task": k[0], "model": k[1], "nn_ratio": v["nn_ratio"],
 #   other tasks' residual spectrum in units of their data spacing. For `denoise`, the denoiser
 #   comes from a diffusion model trained on a *differently curated* dataset of the same task, at
 #   the t\* calibrated on that model's own drift.
-
-# %%
-def make_family(name: str, kind: str, family: str):
-    """``scale -> Kernel`` for a family on (task, class); None when it does not apply."""
-    if family == "white":
-        return kernels.white
-    if family == "smooth":
-        return lambda s: kernels.smooth(s, SMOOTH_LENGTH)
-    if family == "spectral":
-        resid = kernels.nearest_residuals(target[name, kind]["X"][:1000], data[name].X)
-        psd = kernels.fit_spectral(resid)
-        return lambda s: kernels.spectral(psd, s)
-    if family == "neighbour":
-        nb = kernels.neighbour(sub[name].X, 1.0, k=8)
-        return lambda s: forecast.rescaled_neighbour(nb, s)  # shares the kNN index
-    if family == "denoise" and kind in DIFFUSION:
-        return lambda s: kernels.denoise(target[name, kind]["run"].trained, int(s))
-    return None
-
-
-def evaluate(name: str, kind: str, kernel, seed_key: str) -> dict:
-    """Prediction of one kernel for one model: agreement numbers, locality and the histogram."""
-    tg, t = target[name, kind], TASKS[name]
-    p_hat, _, seconds = kernels.predict(t, sub[name], kernel, P.kernel_draws, tg["bins"],
-                                        rng(0, "predict", name, kind, seed_key), timed=True)
-    loc = kernels.kernel_locality(kernel, sub[name].X[:500], spacing[name],
-                                  rng(0, "locality", name))
-    a = metrics.agreement(p_hat, tg["p_model"], tg["p_data"], tg["noise"])
-    return {**a, "locality": loc, "p_hat": p_hat, "predict_seconds": seconds}
-
-# %% [markdown]
-# ### Sweeping each kernel's scale
 #
-# For every (task, class, kernel) we sweep the scale over a grid of localities (data-only
-# kernels) or diffusion steps t\* (`denoise`) and keep every prediction: this gives the calibrated
-# scale, the matched one, and the curve of EDF against locality.
+# All of it is `paper_lib.forecast`, the same code notebooks 04 and 05 and the benchmark run:
+# `forecast.family_maker` builds each family, `forecast.forecast` sweeps the scale over a grid
+# of localities (data-only kernels) or diffusion steps t\* (`denoise`), keeps every prediction,
+# calibrates and matches; `forecast.held_out` adds the held-out rows.
 
 # %%
-sweep, preds = [], {}
-for name in TASKS:
-    for kind in CLASSES:
-        for family in FAMILIES:
-            make = make_family(name, kind, family)
-            if make is None:
-                continue
-            # streams named by the grid's exact values (t*, target locality), not the scale
-            if family == "denoise":
-                grid = [(t, t) for t in P.t_stars if t < P.diffusion_steps]
-            else:
-                grid = [(loc, scale_at(make, name, loc)) for loc in P.localities]
-            for key, s in grid:
-                ev = evaluate(name, kind, make(s), f"{family}-grid-{key}")
-                preds[name, kind, family, float(s)] = ev["p_hat"]
-                sweep.append({"task": name, "model": kind, "kernel": family, "scale": float(s),
-                              **{k: v for k, v in ev.items() if k != "p_hat"}})
-sweep = pd.DataFrame(sweep)
+results = {}
+for (name, kind), tg in target.items():
+    X, run = tg.extra["X"], tg.extra["run"]
+    makers = {f: forecast.family_maker(f, tg, X, run.trained) for f in FAMILIES}
+    tg.extra["makers"] = {f: m for f, m in makers.items() if m is not None}
+    results[name, kind] = forecast.forecast(tg, tg.extra["makers"], P)
+sweep = pd.concat([r.sweep for r in results.values()], ignore_index=True)
+agree = pd.concat([r.rows for r in results.values()], ignore_index=True)
 print(f"{len(sweep)} predictions, {sweep.predict_seconds.sum():.0f} s in all")
 
 # %% [markdown]
@@ -241,102 +196,53 @@ print(f"{len(sweep)} predictions, {sweep.predict_seconds.sum():.0f} s in all")
 
 # %%
 unet = sweep[sweep.model == "diffusion-unet"].copy()
-unet["nn_ratio"] = [target[n, "diffusion-unet"]["nn_ratio"] for n in unet.task]
-
-
-chart = alt.hconcat(*[plots.edf_locality(unet[unet.task == n],
-                                         target[n, "diffusion-unet"]["nn_ratio"], n, 220, 180,
-                                         sort=FAMILIES) for n in TASKS])
+unet["nn_ratio"] = [target[n, "diffusion-unet"].nn_ratio for n in unet.task]
+chart = alt.hconcat(*[plots.edf_locality(unet[unet.task == n], target[n, "diffusion-unet"].nn_ratio,
+                                         n, 220, 180, sort=FAMILIES) for n in TASKS])
 plots.save(chart, "03_edf_locality", data=unet.drop(columns="predict_seconds"))  # no timings
 chart
 
 # %% [markdown]
-# ### Calibrated, matched and held-out predictions
+# ### Held-out predictions
 #
-# Now the three modes for every (task, class, kernel). The held-out `denoise` kernel needs one
-# more model per task: a `diffusion-unet` trained on a differently curated dataset (the prior
-# `OTHER_PRIOR`, set at the top), whose own drift fixes t\*.
+# Data-only kernels: the locality calibrated on the other two tasks (same model class),
+# averaged, sets the scale here; the spectral kernel uses the other tasks' residual spectra,
+# averaged over channels and expressed in units of their data spacing. The held-out `denoise`
+# kernel needs one more model per task: a `diffusion-unet` trained on a differently curated
+# dataset (the prior `OTHER_PRIOR`, set at the top), whose own drift fixes t\*.
 
 # %%
-def row(name, kind, family, mode, source, scale, ev, edf_spread=np.nan):
-    return {"task": name, "model": kind, "kernel": family, "mode": mode, "source": source,
-            "scale": scale, "locality": ev["locality"], "rho": ev["rho"],
-            "sign_agreement": ev["sign_agreement"], "edf": ev["edf"],
-            "tv_pred_model": ev["tv_pred_model"], "tv_prior_model": ev["tv_prior_model"],
-            "edf_spread": edf_spread}
+def residual_psd(name: str, kind: str) -> np.ndarray:
+    """The residual spectrum of a model's samples, averaged over channels, per data spacing²."""
+    tg = target[name, kind]
+    resid = kernels.nearest_residuals(tg.extra["X"][:1000], tg.data.X)
+    return kernels.fit_spectral(resid).mean(1) / tg.spacing ** 2
 
 
-agree, shown, cost = [], [], []
-for name in TASKS:
-    for kind in CLASSES:
-        tg = target[name, kind]
-        for family in FAMILIES:
-            make = make_family(name, kind, family)
-            if make is None:
-                continue
-            s_rows = sweep[(sweep.task == name) & (sweep.model == kind) & (sweep.kernel == family)]
-            i, spread = forecast.calibrated(s_rows.tv_pred_model, s_rows.edf)
-            best = s_rows.iloc[i]
-            agree.append(row(name, kind, family, "calibrated", "fit to this model's histogram",
-                             best.scale, best, spread))
-            shown.append((name, kind, family, "calibrated", preds[name, kind, family, best.scale]))
-            # matched: the model's own error size, never its histogram
-            if family == "spectral":
-                ev = evaluate(name, kind, make(1.0), "matched")
-                scale, source = 1.0, "this model's residual spectrum"
-            elif family == "denoise":
-                i = (s_rows.locality - tg["nn_ratio"]).abs().idxmin()
-                scale, source = s_rows.loc[i, "scale"], "t* whose locality is nearest nn_ratio"
-                ev = s_rows.loc[i]
-            else:
-                scale = scale_at(make, name, tg["nn_ratio"])
-                ev = evaluate(name, kind, make(scale), "matched")
-                source = "locality = this model's nn_ratio"
-            agree.append(row(name, kind, family, "matched", source, scale, ev))
-            cost.append({"task": name, "model": kind, "kernel": family,
-                         "predict_seconds": ev["predict_seconds"],
-                         "train_plus_sample_seconds": tg["cost"]})
-agree = pd.DataFrame(agree)
-
-# %% [markdown]
-# Held-out predictions. Data-only kernels: the locality calibrated on the other two tasks (same
-# model class), averaged, sets the scale here; the spectral kernel uses the other tasks' residual
-# spectra, averaged over channels and expressed in units of their data spacing.
-
-# %%
-held = []
-for name in TASKS:
+held_rows = []
+for (name, kind), tg in target.items():
     others = [o for o in TASKS if o != name]
-    for kind in CLASSES:
-        for family in ["white", "smooth", "neighbour"]:
-            cal = agree[(agree.model == kind) & (agree.kernel == family)
-                        & (agree["mode"] == "calibrated") & agree.task.isin(others)]
-            loc = float(cal.locality.mean())
-            make = make_family(name, kind, family)
-            scale = scale_at(make, name, loc)
-            ev = evaluate(name, kind, make(scale), "held-out")
-            held.append(row(name, kind, family, "held-out",
-                            f"locality {loc:.2f} calibrated on {' & '.join(others)}", scale, ev))
-            shown.append((name, kind, family, "held-out", ev["p_hat"]))
-        psd = np.mean([kernels.fit_spectral(kernels.nearest_residuals(
-            target[o, kind]["X"][:1000], data[o].X)).mean(1) / spacing[o] ** 2 for o in others],
-            axis=0) * spacing[name] ** 2
-        ev = evaluate(name, kind, kernels.spectral(psd, 1.0), "held-out")
-        held.append(row(name, kind, "spectral", "held-out",
-                        f"residual spectrum of {' & '.join(others)} (per data spacing)", 1.0, ev))
-        shown.append((name, kind, "spectral", "held-out", ev["p_hat"]))
-
-# the held-out denoiser: a diffusion-unet trained on a differently curated prior of the same task
-for name, t in TASKS.items():
-    lo, hi = OTHER_PRIOR[name]
-    other = other_jobs[name]()
-    X_other = drift.samples(other, P.n_samples, seed=0)[0]
-    t_best = forecast.fit_t_star(other, X_other, P)   # its own drift fixes t*, as in 04 and 05
-    ev = evaluate(name, "diffusion-unet", kernels.denoise(other.trained, t_best), "held-out")
-    held.append(row(name, "diffusion-unet", "denoise", "held-out",
-                    f"denoiser trained on prior U[{lo:g}, {hi:g}], t* fitted there", t_best, ev))
-    shown.append((name, "diffusion-unet", "denoise", "held-out", ev["p_hat"]))
-agree = pd.concat([agree, pd.DataFrame(held)], ignore_index=True)
+    held = {}
+    for family in ["white", "smooth", "neighbour"]:
+        cal = agree[(agree.model == kind) & (agree.kernel == family)
+                    & (agree["mode"] == "calibrated") & agree.task.isin(others)]
+        held[family] = (float(cal.locality.mean()), f"locality {cal.locality.mean():.2f} "
+                        f"calibrated on {' & '.join(others)}")
+    psd = np.mean([residual_psd(o, kind) for o in others], axis=0) * tg.spacing ** 2
+    held["spectral"] = (kernels.spectral(psd, 1.0),
+                        f"residual spectrum of {' & '.join(others)} (per data spacing)")
+    if kind == "diffusion-unet":  # a U-Net trained on a differently curated prior of this task
+        lo, hi = OTHER_PRIOR[name]
+        other = other_jobs[name]()
+        X_other = drift.samples(other, P.n_samples, seed=0)[0]
+        t_best = forecast.fit_t_star(other, X_other, P)   # its own drift fixes t*, as in 04, 05
+        held["denoise"] = (kernels.denoise(other.trained, t_best),
+                           f"denoiser trained on prior U[{lo:g}, {hi:g}], t* fitted there")
+    h_rows, h_shown = forecast.held_out(tg, tg.extra["makers"], held, P)
+    held_rows += h_rows
+    results[name, kind].shown.update(h_shown)
+agree = pd.concat([agree, pd.DataFrame(held_rows, columns=forecast.AGREEMENT_COLUMNS)],
+                  ignore_index=True)
 agree = agree.sort_values(["task", "model", "kernel", "mode"]).reset_index(drop=True)
 
 # %% [markdown]
@@ -348,13 +254,12 @@ agree = agree.sort_values(["task", "model", "kernel", "mode"]).reset_index(drop=
 # %%
 def overlay_frame(mode: str) -> pd.DataFrame:
     rows = []
-    for name, kind, family, m, p_hat in shown:
-        if m != mode:
-            continue
+    for (name, kind), res in results.items():
         tg = target[name, kind]
-        rows.append(pd.DataFrame({"task": name, "model": kind, "kernel": family,
-                                  "center": tg["bins"].centers, "p_hat": p_hat,
-                                  "p_model": tg["p_model"], "p_data": tg["p_data"]}))
+        rows += [pd.DataFrame({"task": name, "model": kind, "kernel": family,
+                               "center": tg.bins.centers, "p_hat": p_hat,
+                               "p_model": tg.p_model, "p_data": tg.p_data})
+                 for (family, m), p_hat in res.shown.items() if m == mode]
     return pd.concat(rows, ignore_index=True)
 
 
@@ -407,7 +312,7 @@ print(agree.drop(columns="source").round(2).to_string(index=False))
 # %%
 verdict = []
 for name in TASKS:
-    nn = target[name, "diffusion-unet"]["nn_ratio"]
+    nn = target[name, "diffusion-unet"].nn_ratio
     d = agree[(agree.task == name) & (agree.model == "diffusion-unet")
               & (agree.locality <= 1.5 * nn)]
     for mode_set, label in [(["calibrated", "matched", "held-out"], "any mode"),
@@ -462,13 +367,195 @@ print(verdict.round(3).to_string(index=False))
 # These are the numbers of a small laptop-sized model trained for ~1,200 steps; the paper
 # profile is where to check whether the cone drift becomes local with more training.
 #
+# ## Before training: can anything forecast the drift without the model?
+#
+# Every forecast above that explains the drift used the trained model itself (its histogram, its
+# error size or its denoiser). The question a practitioner asks comes *before* training. Two
+# kinds of before-training forecast, each judged on the same numbers and with the same
+# protocol:
+#
+# * **a closed-form surrogate of the model class**, built from the training set alone
+#   (`paper_lib.surrogates`): for `diffusion-unet` the *patch mosaic* (the equivariant local score
+#   machine of Kamb & Ganguli, 2025: at each reverse step every position is denoised to the
+#   posterior mean of the centres of training patches of size P(t) cut at every position of every
+#   training trajectory; here the two-stage schedule, the exact empirical denoiser while ᾱ_t is
+#   below a switch level and a small patch P_lo after it); for `diffusion-mlp` the *smoothed
+#   closed-form denoiser* (Scarvelis et al., 2025: the empirical optimal denoiser averaged over
+#   Gaussian jitter σ of its input); for `transformer` a *nearest-context* autoregressive model
+#   (each step continues the increment of one of the k training trajectories whose last L steps
+#   are nearest); for `vae` a *low-rank bottleneck* (probabilistic PCA of rank r). Each draws
+#   `n_samples` trajectories, measured like the model's.
+# * **a pilot model**: the same class at a tenth of the training steps and half the width, on the
+#   same data, drawing half as many samples: what an engineer would try first.
+#
+# The protocol: a surrogate's free parameters (P_lo and the switch; σ; L and k; r) are chosen
+# **leave one task out**: for each task, the setting with the best mean EDF on the *other* tasks
+# (the U-Net over all five tasks, including the maze and the pendulum of notebooks 04 and 05; the
+# other classes over the three synthetic tasks). Nothing of the target task's model enters. Each
+# row carries `edf_ceiling` (the EDF of a second sample bank of the target model, above) and
+# `cost_fraction` (the forecast's seconds over the target's training plus sampling seconds; a
+# pilot's training counts).
+#
+# **The goal** (for `diffusion-unet`): ρ ≥ 0.7 and EDF ≥ 0.5 × ceiling on at least 4 of the 5
+# tasks, at a cost fraction ≤ 0.1.
+
+# %%
+BT_UNET_TASKS = (*TASKS, "maze", "pendulum")
+bt_target = {key: tg for key, tg in target.items()}
+for name in ("maze", "pendulum"):     # their U-Nets and sample banks are those of 04 and 05
+    run = drift.standard_run(name, "diffusion-unet", P)
+    _, inpaint = drift.conditions(run, P.n_samples)
+    X, seconds = drift.samples(run, P.n_samples, seed=0, inpaint=inpaint)
+    X_repeat = drift.samples(run, P.n_samples, seed=1, inpaint=inpaint)[0]
+    bt_target[name, "diffusion-unet"] = forecast.make_target(
+        run, X, P, keep=None if inpaint is None else inpaint[0], X_repeat=X_repeat,
+        sample_seconds=seconds)
+    bt_target[name, "diffusion-unet"].extra.update(run=run, X=X)
+
+# the settings each surrogate's free parameters range over (chosen leave one task out below)
+SETTINGS = {
+    "diffusion-unet": {f"P_lo={p}, switch={a}": dict(patch_schedule=("two-stage", p, a))
+                       for p in (3, 5, 9) for a in (0.5, 0.9)},
+    "diffusion-mlp": {f"sigma={s}": dict(sigma=s) for s in (0.05, 0.1, 0.2, 0.4)},
+    "transformer": {f"L={L}, k={k}": dict(context=L, k=k) for L in (2, 8, 32) for k in (1, 4)},
+    "vae": {f"rank={r}": dict(rank=r) for r in (2, 4, 8, 16)},
+}
+
+
+def make_surrogate(name: str, kind: str, params: dict):
+    """The class's surrogate on the target's whole training set, with ``params``."""
+    tg = bt_target[name, kind]
+    params = dict(params)
+    if "patch_schedule" in params:
+        _, p_lo, a = params["patch_schedule"]
+        params["patch_schedule"] = surrogates.two_stage_schedule(
+            tg.task.T, p_lo, a, steps=P.diffusion_steps)
+    extra = {"steps": P.diffusion_steps} if kind.startswith("diffusion") else {}
+    return surrogates.SURROGATES[kind](tg.task, tg.train, **params, **extra)
+
+
+grid_rows, grid_pred = [], {}
+for (name, kind), tg in bt_target.items():
+    inpaint = drift.conditions(tg.extra["run"], P.n_samples)[1]
+    for label, params in SETTINGS[kind].items():
+        X, secs = forecast.sampled(make_surrogate(name, kind, params), P.n_samples,
+                                   rng(0, "surrogate", name, kind, label), inpaint=inpaint)
+        row, p_hat = forecast.before_training(tg, surrogates.SURROGATES[kind].name, X, secs,
+                                              label)
+        grid_rows.append({**row, "setting": label})
+        grid_pred[name, kind, label] = p_hat
+grid = pd.DataFrame(grid_rows)
+print(grid.pivot_table(index=["model", "setting"], columns="task", values="edf")
+      .round(2).to_string())
+
+# %% [markdown]
+# Each task's surrogate row uses the setting chosen on the other tasks (printed as `source`).
+# The pilots are trained side by side, one per core, then sampled.
+
+# %%
+parallel.run_all([partial(forecast.pilot, name, kind, P) for name, kind in bt_target])
+bt_rows, bt_shown = [], {}
+for kind in CLASSES:
+    g = grid[grid.model == kind]
+    choice = forecast.leave_one_task_out(g)
+    for name, label in choice.items():
+        r = g[(g.task == name) & (g.setting == label)].iloc[0]
+        others = " & ".join(t for t in sorted(g.task.unique()) if t != name)
+        bt_rows.append({**{c: r[c] for c in forecast.AGREEMENT_COLUMNS},
+                        "source": f"{label} (chosen on {others})"})
+        bt_shown[name, kind, "surrogate"] = grid_pred[name, kind, label]
+for (name, kind), tg in bt_target.items():
+    pilot = forecast.pilot(tg.task, kind, P)
+    n_pilot = max(1, P.n_samples // 2)
+    X, secs = drift.samples(pilot, n_pilot, seed=0,
+                            inpaint=drift.conditions(pilot, n_pilot)[1])
+    row, p_hat = forecast.before_training(
+        tg, "pilot", X, pilot.trained.train_seconds + secs,
+        f"{kind}, {pilot.trained.spec.train_steps} steps, width {pilot.trained.spec.width}, "
+        f"{n_pilot} samples", scale=forecast.PILOT_STEPS)
+    bt_rows.append(row)
+    bt_shown[name, kind, "pilot"] = p_hat
+before = pd.DataFrame(bt_rows, columns=forecast.AGREEMENT_COLUMNS)
+plots.update_table(before, "kernel_agreement", ["task", "model", "kernel", "mode"])
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(before.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))
+
+# %%
+print(before[["task", "model", "kernel", "source", "cost_fraction"]].round(3)
+      .to_string(index=False))
+
+# %% [markdown]
+# The forecasts against the models: per task and class, the model's histogram (bars), the
+# surrogate's and the pilot's forecasts (lines) and the training data (dashed).
+
+# %%
+bt_frame = pd.concat([pd.DataFrame({
+    "task": name, "model": kind, "forecast": how, "center": bt_target[name, kind].bins.centers,
+    "p_hat": p_hat, "p_model": bt_target[name, kind].p_model,
+    "p_data": bt_target[name, kind].p_data}) for (name, kind, how), p_hat in bt_shown.items()],
+    ignore_index=True)
+
+
+def before_chart(name: str) -> alt.FacetChart:
+    base = alt.Chart().encode(x=alt.X("center:Q", title=drift.task_for(name, P).quantity))
+    obs = base.mark_bar(color=plots.COLORS["model"], opacity=0.35, width=5).encode(
+        y=alt.Y("p_model:Q", title="probability per bin", stack=None), detail="forecast:N")
+    dat = base.mark_line(color=plots.COLORS["prior"], strokeDash=[4, 3], interpolate="step")\
+        .encode(y="p_data:Q", detail="forecast:N")
+    pred = base.mark_line(strokeWidth=1.6).encode(y="p_hat:Q", color="forecast:N")
+    return alt.layer(obs, dat, pred, data=bt_frame[bt_frame.task == name]).properties(
+        width=150, height=110).facet(column=alt.Column("model:N", sort=list(CLASSES), title=None),
+                                     title=f"{name} — before training")
+
+
+chart = alt.vconcat(*[before_chart(n) for n in BT_UNET_TASKS])
+plots.save(chart, "03_before_training", data=bt_frame)
+chart
+
+# %% [markdown]
+# **The verdict.** EDF is read against its ceiling. Per class and kind of forecast: on how many
+# tasks ρ ≥ 0.7 and EDF ≥ 0.5 × ceiling, and at what cost.
+
+# %%
+before["edf_over_ceiling"] = before.edf / before.edf_ceiling
+before["meets"] = (before.rho >= 0.7) & (before.edf >= 0.5 * before.edf_ceiling)
+before["cheap"] = before.cost_fraction <= 0.1
+bt_verdict = before.groupby(["model", "kernel"]).agg(
+    tasks=("task", "size"), meets=("meets", "sum"), meets_and_cheap=(
+        "meets", lambda m: int((m & before.loc[m.index, "cheap"]).sum())),
+    median_rho=("rho", "median"), median_edf_over_ceiling=("edf_over_ceiling", "median"),
+    max_cost_fraction=("cost_fraction", "max")).reset_index()
+print(bt_verdict.round(2).to_string(index=False))
+unet_bt = bt_verdict[bt_verdict.model == "diffusion-unet"]
+best_bt = unet_bt.loc[unet_bt.meets_and_cheap.idxmax()]
+print(f"\ngoal (diffusion-unet: rho >= 0.7 and EDF >= 0.5 x ceiling at cost <= 0.1 on >= 4 of 5 "
+      f"tasks): best before-training forecast `{best_bt.kernel}` meets it on "
+      f"{best_bt.meets_and_cheap} of {best_bt.tasks} -> "
+      f"{'met' if best_bt.meets_and_cheap >= 4 else 'not met'}")
+
+# %%
+chart = alt.Chart(before).mark_point(filled=True, size=60).encode(
+    x=alt.X("rho:Q", title="ρ (predicted vs observed drift)", scale=alt.Scale(domain=[-1, 1])),
+    y=alt.Y("edf_over_ceiling:Q", title="EDF / ceiling", scale=alt.Scale(domain=[-2, 1.5],
+                                                                          clamp=True)),
+    color=alt.Color("kernel:N", title="forecast"), shape=alt.Shape("task:N"),
+    tooltip=["task", "model", "kernel", "source", "rho", "edf", "edf_ceiling", "cost_fraction"],
+).properties(width=200, height=180).facet(column=alt.Column("model:N", sort=list(CLASSES),
+                                                            title=None))
+plots.save(chart, "03_before_training_verdict", data=before)
+chart
+
+# %% [markdown]
 # ## Cost: forecasting is much cheaper than training
 #
 # The time to make one prediction with each kernel (matched scale) against the time to train the
 # model it predicts and draw its samples. Written to `figures/tables/kernel_cost.csv`.
 
 # %%
-cost = pd.DataFrame(cost)
+cost = pd.concat([r.cost.assign(train_plus_sample_seconds=target[k].cost)
+                  for k, r in results.items()], ignore_index=True)
 cost["speedup"] = cost.train_plus_sample_seconds / cost.predict_seconds
 plots.save_table(cost.round(4), "kernel_cost")
 print(cost.groupby("kernel")[["predict_seconds", "train_plus_sample_seconds", "speedup"]]
@@ -484,16 +571,16 @@ print(cost.groupby("kernel")[["predict_seconds", "train_plus_sample_seconds", "s
 
 # %%
 exp_rows = []
-for (name, kind, family, s), p_hat in preds.items():
-    if kind != "diffusion-unet" or family not in ("white", "neighbour"):
-        continue
-    sw = sweep[(sweep.task == name) & (sweep.model == kind) & (sweep.kernel == family)]
-    idx = int(np.argmin(np.abs(sw.scale.to_numpy() - s)))
-    tg = target[name, kind]
-    exp_rows.append(pd.DataFrame({"task": name, "kernel": family, "step": idx,
-                                  "locality": round(float(sw.locality.iloc[idx]), 3),
-                                  "center": tg["bins"].centers, "p_hat": p_hat,
-                                  "p_model": tg["p_model"]}))
+for name in TASKS:
+    tg, res = target[name, "diffusion-unet"], results[name, "diffusion-unet"]
+    for family in ("white", "neighbour"):
+        sw = res.sweep[res.sweep.kernel == family].reset_index(drop=True)
+        for step, r in sw.iterrows():
+            exp_rows.append(pd.DataFrame({"task": name, "kernel": family, "step": step,
+                                          "locality": round(float(r.locality), 3),
+                                          "center": tg.bins.centers,
+                                          "p_hat": res.grid[family, float(r.scale)],
+                                          "p_model": tg.p_model}))
 explorer = pd.concat(exp_rows, ignore_index=True)
 slider = alt.param(name="step", value=len(P.localities) // 2,
                    bind=alt.binding_range(min=0, max=len(P.localities) - 1, step=1,
@@ -547,8 +634,8 @@ for name in ["sine", "cone"]:   # LONG = 4 × the default steps, snapshots at 1�
                "plausible": float(t.is_plausible(X).mean())}
         if b == LONG:   # the forecast of the longest-trained model by its own denoiser
             tg = forecast.make_target(long_run, X, P)
-            rows_l, _, _, _ = forecast.forecast(
-                tg, {"denoise": forecast.family_maker("denoise", tg, X, long_run.trained)}, P)
+            rows_l = forecast.forecast(
+                tg, {"denoise": forecast.family_maker("denoise", tg, X, long_run.trained)}, P).rows
             m = rows_l[rows_l["mode"] == "matched"].iloc[0]
             row.update({"denoise_matched_locality": m.locality, "denoise_matched_edf": m.edf})
         inv.append(row)

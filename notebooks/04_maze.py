@@ -159,8 +159,7 @@ print(f"curated set: {len(data)} demonstrations, per-bin counts {counts.astype(i
 
 # %%
 runs = {s: job() for s, job in planner_jobs.items()}
-idx = rng(0, "maze", "conditions").choice(len(data), P.n_samples)
-keep, cond = TASK.conditions(data.X, idx)              # start and goal are imposed
+idx, (keep, cond) = drift.conditions(runs[P.seeds[0]], P.n_samples)  # start and goal imposed
 plans = {s: drift.samples(r, P.n_samples, seed=0, inpaint=(keep, cond)) for s, r in runs.items()}
 for s, r in runs.items():
     print(f"seed {s}: trained in {r.trained.train_seconds:.0f} s, {P.n_samples} plans in "
@@ -326,8 +325,9 @@ print(drift_rows.drop(columns="train_seconds").round(3).to_string(index=False))
 # mass upward.
 
 # %%
-X0 = plans[P.seeds[0]][0]
-tg = forecast.make_target(run0, X0, P, keep=keep)
+X0, seconds0 = plans[P.seeds[0]]
+X0_repeat = drift.samples(run0, P.n_samples, seed=1, inpaint=(keep, cond))[0]  # the ceiling
+tg = forecast.make_target(run0, X0, P, keep=keep, X_repeat=X0_repeat, sample_seconds=seconds0)
 makers = {f: forecast.family_maker(f, tg, X0, run0.trained)
           for f in ["white", "smooth", "spectral", "neighbour", "denoise"]}
 synthetic = plots.read_table("kernel_agreement")
@@ -338,9 +338,9 @@ o_idx = rng(0, "maze", "other-conditions").choice(len(other.dataset), P.n_sample
 _, o_cond = TASK.conditions(other.dataset.X, o_idx)
 X_o = drift.samples(other, P.n_samples, seed=0, inpaint=(keep, o_cond))[0]
 t_best = forecast.fit_t_star(other, X_o, P, keep=keep)
-held_denoise = (kernels.denoise(other.trained, t_best, keep=keep),
-                f"planner trained on U[{lo_o:g}, {TASK.hi:g}), t* fitted there")
-agree, sweep, shown, cost = forecast.forecast(tg, makers, P, held, held_denoise)
+held["denoise"] = (kernels.denoise(other.trained, t_best, keep=keep),
+                   f"planner trained on U[{lo_o:g}, {TASK.hi:g}), t* fitted there")
+agree, sweep, shown, *_ = forecast.forecast(tg, makers, P, held)
 print(f"planner nn_ratio {tg.nn_ratio:.2f} data spacings; drift to explain "
       f"TV(p_data, p_model) = {metrics.tv(tg.p_data, tg.p_model):.3f}")
 

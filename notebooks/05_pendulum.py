@@ -120,7 +120,8 @@ print(f"{len(data)} motions; max |measured − true E| = "
 
 # %%
 runs = {key: job() for key, job in model_jobs.items()}
-gen = {key: drift.samples(r, P.n_samples, seed=0)[0] for key, r in runs.items()}
+drawn = {key: drift.samples(r, P.n_samples, seed=0) for key, r in runs.items()}
+gen = {key: X for key, (X, _) in drawn.items()}
 bins = drift.quantity_bins(TASK, P)
 p_data = metrics.histogram(data.q, bins)
 summary = []
@@ -263,15 +264,17 @@ agree, sweeps, shown = [], [], []
 targets = {}
 for kind in ["diffusion-unet", "diffusion-mlp"]:
     X = gen[kind, 0]
-    tg = forecast.make_target(runs[kind, 0], X, P)
+    X_repeat = drift.samples(runs[kind, 0], P.n_samples, seed=1)[0]   # for the ceiling
+    tg = forecast.make_target(runs[kind, 0], X, P, X_repeat=X_repeat,
+                              sample_seconds=drawn[kind, 0][1])
     targets[kind] = tg
     makers = {f: forecast.family_maker(f, tg, X, runs[kind, 0].trained)
               for f in ["white", "smooth", "spectral", "neighbour", "denoise"]}
     held = forecast.synthetic_localities(synthetic, kind)
-    held_dn = (kernels.denoise(other.trained, t_best),
-               f"diffusion-unet trained on U[{lo_o:g}, {TASK.hi:g}], t* fitted there") \
-        if kind == "diffusion-unet" else None
-    a, sw, sh, _ = forecast.forecast(tg, makers, P, held, held_dn)
+    if kind == "diffusion-unet":
+        held["denoise"] = (kernels.denoise(other.trained, t_best),
+                           f"diffusion-unet trained on U[{lo_o:g}, {TASK.hi:g}], t* fitted there")
+    a, sw, sh, *_ = forecast.forecast(tg, makers, P, held)
     agree.append(a)
     sweeps.append(sw)
     shown += [pd.DataFrame({"model": kind, "kernel": f, "mode": m, "center": bins.centers,

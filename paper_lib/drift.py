@@ -19,7 +19,7 @@ from .profiles import Profile, require
 from .seeding import rng as make_rng
 from .tasks import Task, get_task
 
-__all__ = ["Run", "task_for", "train", "standard_run", "samples", "histogram_with_band", "drift_row",
+__all__ = ["Run", "task_for", "train", "standard_run", "samples", "conditions", "histogram_with_band", "drift_row",
            "nn_ratio", "DRIFT_COLUMNS", "TRAIN_COST_COLUMNS", "quantity_bins", "update_tables"]
 
 # tables/drift.csv holds results only; wall times, which differ from machine to machine, go to
@@ -98,6 +98,17 @@ def train(task: str | Task, kind: str, profile: Profile, seed: int = 0,
 
 def _digest(a) -> list:
     return [np.shape(a), hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()]
+
+
+def conditions(run: Run, n: int) -> tuple[np.ndarray | None, tuple | None]:
+    """What the samples of a planner are given: for a task with ``conditions`` (the maze), the
+    indices (n,) of the training demonstrations drawn with the stream (0, task, "conditions") and
+    the ``inpaint=(keep, cond)`` imposing their start and goal (``task.conditions``); (None, None)
+    for a task that generates freely. Notebooks 03, 04 and 06 draw the planner's samples with it."""
+    if not hasattr(run.task, "conditions"):
+        return None, None
+    idx = make_rng(0, run.task.name, "conditions").choice(len(run.dataset), int(n))
+    return idx, run.task.conditions(run.dataset.X, idx)
 
 
 def samples(run: Run, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,

@@ -8,10 +8,20 @@ training trajectory, in data spacings: the unit of a kernel's locality). :func:`
 sweeps each kernel family's scale and returns the rows of ``tables/kernel_agreement.csv`` in the
 three modes of notebook 03: ``calibrated`` (scale fitted to p_model), ``matched`` (locality equal
 to ``nn_ratio``; never looks at p_model) and ``held-out`` (nothing from this model).
+:func:`before_training` adds the fourth, ``before-training``: a forecast that used no model of the
+target task (a closed-form surrogate of the class, :mod:`paper_lib.surrogates`, with parameters
+chosen on the other tasks; or a pilot model of the class at a tenth of the compute, whose cost
+counts).
+
+Every row carries two numbers to read its EDF against: ``edf_ceiling``, the EDF that an
+independent sample bank of the *same* model scores against the target bank (what a perfect
+forecaster scores, given the sampling noise of both histograms), and ``cost_fraction``, the
+seconds the forecast took over the seconds to train the target model and draw its samples.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,18 +32,22 @@ from .profiles import Profile
 from .seeding import rng
 
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
-           "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "forecast", "fit_t_star",
-           "synthetic_localities"]
+           "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast", "forecast",
+           "held_out", "before_training", "sampled", "pilot", "PILOT_STEPS", "PILOT_WIDTH",
+           "leave_one_task_out", "fit_t_star", "synthetic_localities", "SMOOTH_LENGTH"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
-                     "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread"]
+                     "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",
+                     "edf_ceiling", "cost_fraction"]
 # Calibration picks the grid scale of least TV(p̂, p_model). Scales whose TV is within this of the
 # least are near-ties: a last-bit rounding difference (another CPU family) moves a few samples
 # across a bin edge and can flip the choice among them, so a calibrated row reports the range of
 # their EDFs, ``edf_spread``, as the uncertainty of its EDF (NaN for the other modes).
 CALIBRATION_TOL = 0.01
-SMOOTH_LENGTH = 3.0   # time steps: the `smooth` kernel's correlation length (as in notebook 03)
+SMOOTH_LENGTH = 3.0   # time steps: the `smooth` kernel's correlation length
 N_LOCALITY = 500      # trajectories used to measure a kernel's locality
+PILOT_STEPS = 0.1     # a pilot model trains for this fraction of the profile's steps …
+PILOT_WIDTH = 0.5     # … at this fraction of its width (and draws half as many samples)
 
 
 @dataclass
@@ -41,7 +55,10 @@ class Target:
     """A model's observed drift. ``data``: the trajectories the kernels start from (first
     ``profile.kernel_n`` of the training set); ``bins``: the fixed q-bins; ``p_*``: histograms
     (bins.n + 2,); ``noise``: bootstrap half-width of p_model; ``spacing``: data spacing (task
-    units); ``keep``: entries no kernel may change (a planner's inpainted start and goal)."""
+    units); ``keep``: entries no kernel may change (a planner's inpainted start and goal);
+    ``ceiling``: the EDF of an independent sample bank of the same model (NaN: not measured);
+    ``cost``: seconds to train the model and draw its samples (NaN: unknown); ``train``: the
+    whole training set (n, T, C), the reference of ``nn_ratio``."""
 
     task: object
     model: str
@@ -53,18 +70,31 @@ class Target:
     spacing: float
     nn_ratio: float
     keep: np.ndarray | None = None
+    ceiling: float = float("nan")
+    cost: float = float("nan")
+    train: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
 
-def make_target(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None) -> Target:
-    """The :class:`Target` of ``run``'s samples X_model (n, T, C), task units."""
+def make_target(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None,
+                X_repeat: np.ndarray | None = None, sample_seconds: float = float("nan")
+                ) -> Target:
+    """The :class:`Target` of ``run``'s samples X_model (n, T, C), task units. ``X_repeat``: an
+    independent sample bank of the same model (another seed, same size), whose EDF against
+    X_model is the target's ``ceiling``; ``sample_seconds``: what drawing X_model cost (the
+    target's ``cost`` adds the model's training time)."""
     t = run.task
     bins = drift.quantity_bins(t, profile)
     data = run.dataset.subset(np.arange(min(profile.kernel_n, len(run.dataset))))
     h = drift.histogram_with_band(t.measure(X_model), bins, profile, t.name, run.kind, "target")
-    return Target(t, run.kind, data, bins, metrics.histogram(t.measure(data.X), bins), h["p"],
-                  (h["hi"] - h["lo"]) / 2, kernels.data_spacing(run.dataset.X),
-                  drift.nn_ratio(X_model, run.dataset.X), keep)
+    tg = Target(t, run.kind, data, bins, metrics.histogram(t.measure(data.X), bins), h["p"],
+                (h["hi"] - h["lo"]) / 2, kernels.data_spacing(run.dataset.X),
+                drift.nn_ratio(X_model, run.dataset.X), keep,
+                cost=run.trained.train_seconds + float(sample_seconds), train=run.dataset.X)
+    if X_repeat is not None:
+        p_repeat = metrics.histogram(t.measure(X_repeat), bins)
+        tg.ceiling = float(metrics.agreement(p_repeat, tg.p_model, tg.p_data, tg.noise)["edf"])
+    return tg
 
 
 def family_maker(family: str, tg: Target, X_model=None, trained=None, psd=None):
@@ -131,40 +161,50 @@ def calibrated(tvs, edfs) -> tuple[int, float]:
 def _row(tg, family, mode, source, scale, ev, edf_spread=float("nan")) -> dict:
     return {"task": tg.task.name, "model": tg.model, "kernel": family, "mode": mode,
             "source": source, "scale": float(scale),
-            **{k: float(ev[k]) for k in AGREEMENT_COLUMNS[6:-1]}, "edf_spread": edf_spread}
+            **{k: float(ev[k]) for k in AGREEMENT_COLUMNS[6:12]}, "edf_spread": edf_spread,
+            "edf_ceiling": tg.ceiling, "cost_fraction": float(ev["predict_seconds"]) / tg.cost}
 
 
-def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = None,
-             held_denoise: tuple | None = None):
-    """Sweep, calibrate, match and (optionally) hold out every family in ``makers``
-    (family -> ``scale -> Kernel``).
+class Forecast(NamedTuple):
+    """What :func:`forecast` returns: ``rows`` (AGREEMENT_COLUMNS), ``sweep`` (one row per grid
+    scale), ``shown`` ({(family, mode): p_hat}), ``cost`` (predict seconds per family at the
+    matched scale) and ``grid`` ({(family, scale): p_hat} of every grid point)."""
 
-    ``held``: family -> (locality, source) carried over from elsewhere (data-only families);
-    ``held_denoise``: (kernel, source) a denoise kernel from another model. Returns
-    (agreement rows DataFrame with AGREEMENT_COLUMNS, the sweep DataFrame with one row per scale,
-    {(family, mode): p_hat}, cost rows: predict seconds per family at the matched scale).
-    """
-    sweep, preds, rows, shown, cost = [], {}, [], {}, []
+    rows: pd.DataFrame
+    sweep: pd.DataFrame
+    shown: dict
+    cost: pd.DataFrame
+    grid: dict
+
+
+def _grid(tg: Target, family: str, make, profile: Profile) -> list[tuple[float, float]]:
+    """(stream key, scale) of each grid point: t* for ``denoise``, else the target locality and
+    the scale reaching it. Streams are named by what the grid fixes exactly, never by the
+    computed scale, whose last bits vary between CPUs."""
+    if family == "denoise":
+        return [(s, s) for s in profile.t_stars if s < profile.diffusion_steps]
+    return [(loc, scale_at(make, tg, loc)) for loc in profile.localities]
+
+
+def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = None) -> Forecast:
+    """Sweep, calibrate, match and (optionally, :func:`held_out`) hold out every family in
+    ``makers`` (family -> ``scale -> Kernel``) for target ``tg``; see :class:`Forecast`."""
+    sweep, grid, rows, shown, cost = [], {}, [], {}, []
     for family, make in makers.items():
-        # each grid point's random stream is named by what the grid fixes exactly (t*, or the
-        # target locality), never by the computed scale, whose last bits vary between CPUs
-        if family == "denoise":
-            points = [(s, s) for s in profile.t_stars if s < profile.diffusion_steps]
-        else:
-            points = [(loc, scale_at(make, tg, loc)) for loc in profile.localities]
-        grid = [s for _, s in points]
+        points = _grid(tg, family, make, profile)
+        scales = [s for _, s in points]
         evs = [evaluate(tg, make(s), profile, family, "grid", key) for key, s in points]
-        for s, ev in zip(grid, evs):
-            preds[family, float(s)] = ev["p_hat"]
+        for s, ev in zip(scales, evs):
+            grid[family, float(s)] = ev["p_hat"]
             sweep.append({"task": tg.task.name, "model": tg.model, "kernel": family,
                           "scale": float(s), **{k: v for k, v in ev.items() if k != "p_hat"}})
         best, spread = calibrated([ev["tv_pred_model"] for ev in evs], [ev["edf"] for ev in evs])
-        rows.append(_row(tg, family, "calibrated", "fit to this model's histogram", grid[best],
+        rows.append(_row(tg, family, "calibrated", "fit to this model's histogram", scales[best],
                          evs[best], spread))
         shown[family, "calibrated"] = evs[best]["p_hat"]
         if family == "denoise":
             i = int(np.argmin([abs(ev["locality"] - tg.nn_ratio) for ev in evs]))
-            scale, ev, source = grid[i], evs[i], "t* whose locality is nearest nn_ratio"
+            scale, ev, source = scales[i], evs[i], "t* whose locality is nearest nn_ratio"
         elif family == "spectral":
             scale, source = 1.0, "this model's residual spectrum"
             ev = evaluate(tg, make(1.0), profile, family, "matched")
@@ -175,19 +215,80 @@ def forecast(tg: Target, makers: dict, profile: Profile, held: dict | None = Non
         shown[family, "matched"] = ev["p_hat"]
         cost.append({"task": tg.task.name, "model": tg.model, "kernel": family,
                      "predict_seconds": ev["predict_seconds"]})
-        if held and family in held:
-            loc, source = held[family]
-            scale = scale_at(make, tg, loc)
-            ev = evaluate(tg, make(scale), profile, family, "held-out")
-            rows.append(_row(tg, family, "held-out", source, scale, ev))
-            shown[family, "held-out"] = ev["p_hat"]
-    if held_denoise is not None:
-        kernel, source = held_denoise
-        ev = evaluate(tg, kernel, profile, "denoise", "held-out")
-        rows.append(_row(tg, "denoise", "held-out", source, kernel.scale, ev))
-        shown["denoise", "held-out"] = ev["p_hat"]
-    return (pd.DataFrame(rows, columns=AGREEMENT_COLUMNS), pd.DataFrame(sweep), shown,
-            pd.DataFrame(cost))
+    if held:
+        h_rows, h_shown = held_out(tg, makers, held, profile)
+        rows += h_rows
+        shown.update(h_shown)
+    return Forecast(pd.DataFrame(rows, columns=AGREEMENT_COLUMNS), pd.DataFrame(sweep), shown,
+                    pd.DataFrame(cost), grid)
+
+
+def held_out(tg: Target, makers: dict, held: dict, profile: Profile) -> tuple[list, dict]:
+    """``held-out`` rows for ``tg``: ``held`` maps a family to (locality, source), a locality
+    carried over from elsewhere (the scale of ``makers[family]`` reaching it on tg's data), or
+    to (kernel, source), a ready kernel (a spectrum or a denoiser from another model). Returns
+    (rows, {(family, "held-out"): p_hat})."""
+    rows, shown = [], {}
+    for family, (what, source) in held.items():
+        if isinstance(what, kernels.Kernel):
+            kernel, scale = what, what.scale
+        else:
+            scale = scale_at(makers[family], tg, what)
+            kernel = makers[family](scale)
+        ev = evaluate(tg, kernel, profile, family, "held-out")
+        rows.append(_row(tg, family, "held-out", source, scale, ev))
+        shown[family, "held-out"] = ev["p_hat"]
+    return rows, shown
+
+
+def sampled(sampler, n: int, rng: np.random.Generator, inpaint=None) -> tuple[np.ndarray, float]:
+    """``n`` draws (n, T, C) of a forecasting sampler (``sampler.sample(n, rng, inpaint)``, e.g. a
+    :mod:`paper_lib.surrogates` model) and the seconds they took, cached by the sampler's
+    ``fingerprint()``, ``n``, ``inpaint`` and the state of ``rng`` (as kernel predictions are)."""
+    from .cache import fingerprint
+
+    spec = {"sampler": sampler.fingerprint(), "n": int(n),
+            "inpaint": None if inpaint is None else [fingerprint(np.asarray(a)) for a in inpaint]}
+    entry = kernels._drawn("surrogate", spec, rng, "X",
+                           lambda: sampler.sample(int(n), rng, inpaint=inpaint))
+    return entry["X"], float(entry["seconds"])
+
+
+def before_training(tg: Target, family: str, X: np.ndarray, seconds: float, source: str,
+                    scale: float = float("nan")) -> tuple[dict, np.ndarray]:
+    """The ``before-training`` row of a forecast that drew trajectories X (n, T, C), task units,
+    without any model of the target task (a surrogate's or a pilot's samples), in ``seconds``
+    (for a pilot: its training too). Its locality is the samples' own error scale (mean distance
+    to the nearest training trajectory in data spacings, as ``nn_ratio``). Returns (row, p_hat)."""
+    p_hat = metrics.histogram(tg.task.measure(X), tg.bins)
+    ev = {**metrics.agreement(p_hat, tg.p_model, tg.p_data, tg.noise),
+          "locality": drift.nn_ratio(X, tg.train), "predict_seconds": seconds}
+    return _row(tg, family, "before-training", source, scale, ev), p_hat
+
+
+def pilot(task, kind: str, profile: Profile) -> drift.Run:
+    """The pilot of class ``kind`` on ``task``'s curated set: the model an engineer trains first
+    to see the drift coming, at PILOT_STEPS of the profile's steps and PILOT_WIDTH of its width
+    (same data, same seed 0). Its samples are a before-training forecast whose cost counts."""
+    return drift.train(task, kind, profile, train_steps=max(1, round(profile.train_steps
+                                                                       * PILOT_STEPS)),
+                       width=max(2, round(profile.width * PILOT_WIDTH)))
+
+
+def leave_one_task_out(scores: pd.DataFrame, setting: str = "setting",
+                       score: str = "edf") -> dict:
+    """For each task of ``scores`` (columns task, ``setting``, ``score``: one row per task and
+    setting of a forecast's free parameters), the setting whose mean score over the *other*
+    tasks is highest: the parameters chosen without the task they forecast. Settings missing on
+    some task are averaged over the tasks that have them; NaN scores are skipped."""
+    tasks = sorted(scores.task.unique())
+    if len(tasks) < 2:
+        raise ValueError(f"leave_one_task_out needs scores on at least 2 tasks, got {tasks}")
+    out = {}
+    for t in tasks:
+        mean = scores[scores.task != t].groupby(setting)[score].mean()
+        out[t] = mean.idxmax()
+    return out
 
 
 def fit_t_star(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None) -> int:
@@ -195,7 +296,7 @@ def fit_t_star(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None)
     X_model (n, T, C): the calibrated scale of the ``denoise`` sweep of :func:`forecast`. Used to
     carry a denoiser, with its t*, to a model it did not see (the held-out forecast)."""
     tg = make_target(run, X_model, profile, keep=keep)
-    rows, *_ = forecast(tg, {"denoise": family_maker("denoise", tg, X_model, run.trained)}, profile)
+    rows = forecast(tg, {"denoise": family_maker("denoise", tg, X_model, run.trained)}, profile).rows
     return int(rows.scale[rows["mode"] == "calibrated"].iloc[0])
 
 

@@ -14,10 +14,11 @@ def test_forecast_rows_modes_and_calibration():
     assert tg.p_model.shape == (P.n_bins + 2,) and tg.nn_ratio > 0 and tg.spacing > 0
     makers = {f: forecast.family_maker(f, tg, X, run.trained)
               for f in ["white", "spectral", "neighbour", "denoise"]}
-    held = {"white": (0.7, "test"), "neighbour": (0.7, "test")}
-    rows, sweep, shown, cost = forecast.forecast(
-        tg, makers, P, held, (kernels.denoise(run.trained, 1), "other model"))
+    held = {"white": (0.7, "test"), "neighbour": (0.7, "test"),
+            "denoise": (kernels.denoise(run.trained, 1), "other model")}
+    rows, sweep, shown, cost, grid = forecast.forecast(tg, makers, P, held)
     assert list(rows.columns) == forecast.AGREEMENT_COLUMNS
+    assert len(grid) == len(sweep) and all(p.shape == tg.p_model.shape for p in grid.values())
     modes = rows.groupby("kernel")["mode"].apply(set).to_dict()
     assert modes["white"] == {"calibrated", "matched", "held-out"}
     assert modes["spectral"] == {"calibrated", "matched"}
@@ -33,6 +34,49 @@ def test_forecast_rows_modes_and_calibration():
     assert abs(held_white.locality - 0.7) < 0.05 and held_white.source == "test"
     assert set(cost.kernel) == set(makers) and (cost.predict_seconds > 0).all()
     assert ("denoise", "held-out") in shown
+    # no repeat bank and no sampling time given: neither a ceiling nor a cost fraction
+    assert rows.edf_ceiling.isna().all() and rows.cost_fraction.isna().all()
+
+
+def test_ceiling_cost_fraction_and_before_training_rows():
+    """The ceiling is the EDF of the repeat bank: a repeat bank equal to the target bank scores
+    EDF 1 (its TV to p_model is 0), one that is the training data scores 0; cost_fraction is predict seconds over train + sample seconds;
+    a before-training row built from the target's own samples reproduces p_model exactly."""
+    from paper_lib import metrics
+
+    run = drift.train("cone", "diffusion-unet", P, seed=0)
+    X, secs = drift.samples(run, 64, seed=0)
+    X1 = drift.samples(run, 64, seed=1)[0]
+    tg = forecast.make_target(run, X, P, X_repeat=X, sample_seconds=secs)
+    assert tg.ceiling == 1.0 and tg.cost == run.trained.train_seconds + secs
+    tg0 = forecast.make_target(run, X, P, X_repeat=tg.data.X, sample_seconds=secs)
+    assert metrics.tv(tg0.p_data, tg0.p_model) > 0 and tg0.ceiling == 0.0
+    tg1 = forecast.make_target(run, X, P, X_repeat=X1, sample_seconds=secs)
+    p1 = metrics.histogram(run.task.measure(X1), tg1.bins)
+    assert tg1.ceiling == metrics.agreement(p1, tg1.p_model, tg1.p_data, tg1.noise)["edf"]
+    row, p_hat = forecast.before_training(tg1, "pilot", X, 2.0, "itself", scale=0.1)
+    np.testing.assert_array_equal(p_hat, tg1.p_model)
+    assert row["mode"] == "before-training" and row["edf"] == 1.0 and row["scale"] == 0.1
+    assert row["edf_ceiling"] == tg1.ceiling and np.isclose(row["cost_fraction"], 2.0 / tg1.cost)
+    assert np.isclose(row["locality"], tg1.nn_ratio)   # the samples' own error scale
+    assert list(row) == forecast.AGREEMENT_COLUMNS
+
+
+def test_sampled_is_cached_and_leaves_the_rng_where_a_fresh_draw_would():
+    class Noise:
+        name, params = "noise", {}
+
+        def fingerprint(self):
+            return {"noise": 1}
+
+        def sample(self, n, rng, inpaint=None):
+            return rng.standard_normal((n, 4, 1)).astype(np.float32)
+
+    g1, g2 = np.random.default_rng(3), np.random.default_rng(3)
+    X1, s1 = forecast.sampled(Noise(), 5, g1)
+    X2, s2 = forecast.sampled(Noise(), 5, g2)     # from the cache
+    np.testing.assert_array_equal(X1, X2)
+    assert s1 == s2 and g1.random() == g2.random()
 
 
 def test_pinned_target_keeps_the_endpoints():
@@ -76,3 +120,21 @@ def test_calibrated_mode_recovers_the_locality_of_a_synthetic_model():
     assert abs(cal.locality - 0.5) < 0.02 and cal.edf > 0.7
     matched = rows[rows["mode"] == "matched"].iloc[0]     # nn_ratio 0.5: the same scale
     assert abs(matched.scale - s_true) < 1e-12
+
+
+def test_leave_one_task_out_never_looks_at_the_task_it_chooses_for():
+    import pandas as pd
+
+    scores = pd.DataFrame({"task": ["a", "a", "b", "b", "c", "c"],
+                           "setting": ["x", "y"] * 3,
+                           "edf": [0.9, -5.0, 0.1, 0.2, 0.1, 0.3]})
+    # "a" prefers x, yet b and c (which prefer y) choose for a; a's huge x pulls b and c to x
+    assert forecast.leave_one_task_out(scores) == {"a": "y", "b": "x", "c": "x"}
+    import pytest
+    with pytest.raises(ValueError, match="at least 2 tasks"):
+        forecast.leave_one_task_out(scores[scores.task == "a"])
+
+
+def test_pilot_is_a_tenth_of_the_steps_at_half_the_width():
+    run = forecast.pilot("cone", "diffusion-unet", P.with_(train_steps=20, width=8))
+    assert run.trained.spec.train_steps == 2 and run.trained.spec.width == 4
