@@ -414,6 +414,21 @@ print(f"Jensen: matched white noise (locality {w.locality:.2f}) lengthens paths 
       f"the planner by {dq_model.mean():+.3f} ± {dq_model.std(ddof=1) / np.sqrt(len(dq_model)):.3f}")
 
 # %% [markdown]
+# ### Before training
+#
+# Notebook 03 also forecasts this planner's drift *before training*, with no model of this task:
+# the patch-mosaic surrogate of the U-Net (its two parameters chosen on the four other tasks)
+# and a pilot planner at a tenth of the training steps and half the width. Each row carries the
+# planner's `edf_ceiling` (the EDF a second sample bank of the same model scores) and the
+# forecast's `cost_fraction` (its seconds over those of training and sampling the planner).
+
+# %%
+bt = plots.read_table("kernel_agreement")
+bt = bt[(bt.task == TASK.name) & (bt["mode"] == "before-training")]
+print(bt[["model", "kernel", "source", "rho", "edf", "edf_ceiling", "cost_fraction"]]
+      .round(3).to_string(index=False))
+
+# %% [markdown]
 # ### What this says (default profile: `medium`, 3 seeds, 1,200 training steps)
 #
 # * **Plans look right, mostly.** About three quarters to four fifths of plans are plausible (no

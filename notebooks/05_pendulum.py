@@ -335,6 +335,21 @@ for kind, tg in targets.items():
 print(pd.DataFrame(verdict).round(3).to_string(index=False))
 
 # %% [markdown]
+# ### Before training
+#
+# Notebook 03 also forecasts this U-Net's drift *before training*, with no model of this task:
+# the patch-mosaic surrogate of the U-Net (its two parameters chosen on the four other tasks)
+# and a pilot U-Net at a tenth of the training steps and half the width. Each row carries the
+# U-Net's `edf_ceiling` (the EDF a second sample bank of the same model scores) and the
+# forecast's `cost_fraction` (its seconds over those of training and sampling the U-Net).
+
+# %%
+bt = plots.read_table("kernel_agreement")
+bt = bt[(bt.task == TASK.name) & (bt["mode"] == "before-training")]
+print(bt[["model", "kernel", "source", "rho", "edf", "edf_ceiling", "cost_fraction"]]
+      .round(3).to_string(index=False))
+
+# %% [markdown]
 # ### What this says (default profile: 4,096 motions, 1,200 training steps)
 #
 # * **The motions look like a pendulum's only loosely.** The bobs swing and loop over the right
