@@ -74,7 +74,7 @@ __all__ = ["check", "fit_scale", "DriftCheck", "ScaleChoice", "DriftCheckError",
 # figures/tables/kernel_agreement.csv (notebooks 03-05: each kernel's scale set so that it moves
 # data as far as the U-Net's own samples lie from their nearest training trajectory). A test
 # (tests/test_driftcheck.py) recomputes it from that table, so it cannot go stale silently.
-DEFAULT_LOCALITY = 1.17708
+DEFAULT_LOCALITY = 1.19416
 DATA_KERNELS = ("white", "smooth", "spectral", "neighbour")
 FORMATS = (".npy, .npz (FILE.npz:KEY), .csv or .parquet (long format: id, t, one column per "
            "channel)")
