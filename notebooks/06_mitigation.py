@@ -68,7 +68,7 @@ print(f"profile {P.name}: {P.n_train} training trajectories (maze: its curated s
 # %%
 parallel.run_all([partial(drift.standard_run, name, KIND, P) for name in NAMES])
 base = {name: drift.standard_run(name, KIND, P) for name in NAMES}
-maze_idx = rng(0, "maze", "conditions").choice(len(base["maze"].dataset), P.n_samples)
+maze_idx, _ = drift.conditions(base["maze"], P.n_samples)   # the start/goal pairs of 04
 
 
 def sample_like_baseline(name: str, run: drift.Run, **kw) -> np.ndarray:
