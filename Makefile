@@ -1,6 +1,7 @@
 # Companion to "Mechanisms of Misgeneralization in Physical Sequence Modeling".
 #   make figures   regenerate every figure under figures/ (default profile)
-#   make test      pytest + every notebook under the smoke profile + nbval
+#   make test      pytest + every notebook under the smoke profile + nbval + the book's browser test
+#   make book      the executed default notebooks, docs and README as a static site in build/book
 #   make bench     timing benchmark against reference U-Nets (BENCH_ARGS=--quick: seconds), and
 #                  the drift check's time and memory at 10^4..10^6 trajectories (bench/drift_scale.py;
 #                  DRIFT_SCALE_ARGS="--sizes 10000" for a quick run)
@@ -21,7 +22,7 @@ SMOKE_NB := $(NAMES:%=build/smoke/%.ipynb)
 export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: all figures test pytest smoke nbval lab bench clean distclean setup
+.PHONY: all figures test pytest smoke nbval book booktest lab bench clean distclean setup
 .DELETE_ON_ERROR:
 
 all: figures
@@ -69,7 +70,7 @@ build/smoke/%.ipynb: export PAPER_LIB_WORKERS := 1
 build/smoke/%.ipynb: notebooks/%.py $(LIB) $(STAMP)
 	$(call run_notebook,smoke)
 
-test: pytest smoke nbval
+test: pytest smoke nbval booktest
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest tests
@@ -83,6 +84,19 @@ nbval: $(SMOKE_NB)
 	PAPER_LIB_CACHE=$(CURDIR)/build/smoke/nbval-cache PAPER_LIB_WORKERS=1 \
 	    $(BIN)/python -m pytest -p no:cacheprovider \
 	    --nbval-lax --nbval-current-env $(SMOKE_NB)
+
+# The book renders notebooks executed before (build/$(BOOK_PROFILE)/*.ipynb: `make figures` for the
+# default profile) and never runs them; book/build.py says which are missing. Open
+# build/book/index.html in a browser.
+BOOK_PROFILE ?= default
+book: $(STAMP)
+	$(BIN)/python book/build.py --profile $(BOOK_PROFILE) --out build/book$(if $(filter-out default,$(BOOK_PROFILE)),-$(BOOK_PROFILE))
+
+# booktest builds the smoke notebooks' book and opens it in headless Chromium (book/test_site.py):
+# console errors, images, internal links, the explorer's slider. Without Chromium it is skipped.
+booktest: $(SMOKE_NB)
+	$(BIN)/python book/build.py --profile smoke --out build/book-smoke
+	$(BIN)/python -m pytest -p no:cacheprovider book/test_site.py --site build/book-smoke -rs
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -18,7 +18,7 @@ from . import cache
 from .cache import atomic_write_bytes
 
 __all__ = ["theme", "output_dir", "set_output_dir", "save", "save_table", "update_table",
-           "save_html", "read_table", "edf_locality", "COLORS"]
+           "save_html", "embed_html", "read_table", "edf_locality", "COLORS"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _OUTPUT: Path | None = None
@@ -44,6 +44,10 @@ def theme() -> dict:
 
 # Figures embed their (modest) data inline; the 5,000-row guard is for notebooks, not figure files.
 alt.data_transformers.disable_max_rows()
+# Charts shown in a notebook are rendered offline to SVG by vl-convert: altair's default HTML output
+# loads vega from a CDN, which an offline reader (the book, a laptop on a train) cannot reach.
+# Interactive charts are shown with :func:`embed_html`, which inlines vega instead.
+alt.renderers.enable("svg")
 
 try:  # altair >= 5.5
     alt.theme.register("paper_lib", enable=True)(theme)
@@ -134,6 +138,21 @@ def save_html(chart: alt.TopLevelMixin, name: str) -> Path:
     path = output_dir() / f"{name}.html"
     atomic_write_bytes(path, html.encode())
     return path
+
+
+def embed_html(path: str | Path, height: int):
+    """Show a self-contained HTML file (one that :func:`save_html` wrote) in the notebook's output,
+    inside an ``<iframe srcdoc>`` ``height`` pixels tall, so its scripts run offline and apart
+    from the page (a book page, JupyterLab) that shows it. Returns an ``IPython.display.HTML``."""
+    import html
+
+    from IPython.display import HTML
+
+    if int(height) <= 0:
+        raise ValueError(f"embed_html: height must be a positive number of pixels, got {height!r}")
+    doc = html.escape(Path(path).read_text(), quote=True)
+    return HTML(f'<iframe srcdoc="{doc}" title="{Path(path).stem}" width="100%" '
+                f'height="{int(height)}" style="border: none;"></iframe>')
 
 
 def update_table(df: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:

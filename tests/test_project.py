@@ -104,6 +104,47 @@ def test_notebook_has_parameters_cell_with_profile(path):
     assert "NBVAL_CHECK_OUTPUT" in text, "each notebook checks at least one summary table"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_teaches(path):
+    """Objectives first, then what to remember, then exercises, each exercise followed by a worked
+    solution in cells tagged ``solution`` (folded by the book, executed by the smoke run); the
+    glossary is linked."""
+    import jupytext
+
+    cells = jupytext.read(path).cells
+    md = [c.source for c in cells if c.cell_type == "markdown"]
+    heads = [next((i for i, s in enumerate(md) if re.search(rf"^## {h}", s, re.M)), None)
+             for h in ("You will learn", "What to remember", "Exercises")]
+    assert None not in heads, f"{path.name}: missing one of the sections (index per section: {heads})"
+    assert heads == sorted(heads), f"{path.name}: sections out of order: {heads}"
+    assert "glossary.md" in path.read_text(), f"{path.name} does not link docs/glossary.md"
+    tags = [c.metadata.get("tags", []) for c in cells]
+    start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown"
+                 and re.search(r"^## Exercises", c.source, re.M))
+    exercises = [i for i in range(start, len(cells)) if cells[i].cell_type == "markdown"
+                 and "solution" not in tags[i] and re.search(r"^#+ *Exercise(?!s)|^\*\*Exercise",
+                                                              cells[i].source, re.M)]
+    assert exercises, f"{path.name}: no exercise cells after '## Exercises'"
+    for k, i in enumerate(exercises):
+        end = exercises[k + 1] if k + 1 < len(exercises) else len(cells)
+        sol = [j for j in range(i + 1, end) if "solution" in tags[j]
+               and cells[j].cell_type == "code"]
+        assert sol, f"{path.name}: exercise cell {i} has no code cell tagged solution after it"
+
+
+def test_glossary_defines_every_linked_term():
+    """Every link into docs/glossary.md (from notebooks, docs, README) names a heading there."""
+    gl = (ROOT / "docs" / "glossary.md").read_text()
+    anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+               for h in re.findall(r"^#+ (.+)$", gl, re.M)}
+    texts = [*NOTEBOOKS, ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    missing = {(p.name, a) for p in texts
+               for a in re.findall(r"glossary\.md#([\w\-]+)", p.read_text()) if a not in anchors}
+    missing |= {("glossary.md", a) for a in re.findall(r"\]\(#([\w\-]+)\)", gl)
+                if a not in anchors}
+    assert not missing, f"links to glossary entries that do not exist: {sorted(missing)}"
+
+
 def test_readme_leads_with_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", readme, re.S).group(1)
