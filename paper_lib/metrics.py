@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["Bins", "histogram", "bootstrap_histogram", "tv", "w1", "noise_floor_tv", "mass_shift",
+__all__ = ["Bins", "histogram", "bootstrap_histogram", "bootstrap_tv", "null_tv", "tv", "w1", "noise_floor_tv", "mass_shift",
            "uniform_histogram", "uniform_quantiles", "nn_distances", "consistent_bins", "agreement"]
 
 
@@ -140,6 +140,36 @@ def bootstrap_histogram(q: np.ndarray, bins: Bins, n_boot: int, rng: np.random.G
     boots = rng.multinomial(n, p, size=n_boot) / n
     a = (1 - level) / 2
     return p, np.quantile(boots, a, axis=0), np.quantile(boots, 1 - a, axis=0)
+
+
+def bootstrap_tv(q: np.ndarray, bins: Bins, ref: np.ndarray, n_boot: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """TV to a fixed histogram ``ref`` (n + 2,) of ``n_boot`` bootstrap resamples of the sample
+    ``q`` (a multinomial per resample, vectorised): shape (n_boot,). Its spread is the sampling
+    uncertainty of TV(histogram(q), ref); the difference of two such arrays from independent
+    samples gives a percentile interval of a TV difference (TV is biased upwards at finite size,
+    by about the :func:`noise_floor_tv`, which such a difference mostly cancels)."""
+    n_boot = _integer("n_boot", n_boot)
+    ref = np.asarray(ref, float)
+    if ref.shape != (bins.n + 2,):
+        raise ValueError(f"bootstrap_tv: ref must have the bins' shape ({bins.n + 2},), got "
+                         f"{ref.shape}")
+    p = histogram(q, bins)
+    n = np.asarray(q).size
+    return 0.5 * np.abs(rng.multinomial(n, p, size=n_boot) / n - ref).sum(axis=1)
+
+
+def null_tv(ref: np.ndarray, n: int, n_rep: int, rng: np.random.Generator) -> np.ndarray:
+    """TV between ``ref`` (a histogram, (n_bins,)) and the histograms of ``n_rep`` samples of size
+    ``n`` drawn from it: what a perfect model of ``ref`` scores by chance, shape (n_rep,). An
+    observed TV above its 95% quantile is a drift at the 5% level (a one-sided Monte Carlo test;
+    its p-value is the fraction of this array at or above the observed TV)."""
+    n, n_rep = _integer("n", n), _integer("n_rep", n_rep)
+    ref = np.asarray(ref, float)
+    if ref.ndim != 1 or not np.isclose(ref.sum(), 1) or (ref < 0).any():
+        raise ValueError(f"null_tv: ref must be a histogram (non-negative, summing to 1), got "
+                         f"shape {ref.shape} summing to {ref.sum():.6g}")
+    return 0.5 * np.abs(rng.multinomial(n, ref / ref.sum(), size=n_rep) / n - ref).sum(axis=1)
 
 
 def tv(p: np.ndarray, q: np.ndarray) -> float:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from paper_lib.metrics import (Bins, bootstrap_histogram, histogram, mass_shift, noise_floor_tv,
-                               tv, w1)
+from paper_lib.metrics import (Bins, bootstrap_histogram, bootstrap_tv, histogram, mass_shift,
+                               noise_floor_tv, null_tv, tv, uniform_histogram, w1)
 
 
 def test_bins_count_under_and_overflow():
@@ -154,3 +154,41 @@ def test_nn_distances_is_knn_and_bitwise_unchanged(chunk):
         exclude = np.arange(len(args[0])) if args[2] else None
         d, _ = kernels.knn(args[0], args[1], k=1, exclude=exclude, chunk=chunk, exact=False)
         assert d[:, 0].tobytes() == new.tobytes()
+
+
+def test_null_tv_matches_the_noise_floor_and_rejects_bad_input():
+    bins = Bins(0.0, 1.0, 10)
+    ref = uniform_histogram(bins)
+    rng = np.random.default_rng(0)
+    null = null_tv(ref, 2000, 4000, rng)
+    floor = noise_floor_tv(lambda n, r: r.uniform(0, 1, n), 2000, bins, rng, repeats=400)
+    # two finite samples differ by about sqrt(2) times as much as one sample from the exact prior
+    assert 1.25 < floor / null.mean() < 1.6
+    # a perfect model passes the 5% test about 95% of the time
+    q = rng.uniform(0, 1, (200, 2000))
+    passed = np.mean([tv(histogram(x, bins), ref) <= np.quantile(null, 0.95) for x in q])
+    assert 0.9 < passed <= 1.0
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        null_tv(ref, 0, 10, rng)
+    with pytest.raises(ValueError, match="summing to 1"):
+        null_tv(ref * 2, 10, 10, rng)
+
+
+def test_bootstrap_tv_interval_covers_the_true_tv_difference():
+    bins = Bins(0.0, 1.0, 10)
+    ref = uniform_histogram(bins)
+    rng = np.random.default_rng(1)
+    # a: a drift of true TV 0.1 (mass moved from the lower to the upper half); b: no drift
+    a = np.where(rng.uniform(size=4000) < 0.1, rng.uniform(0.5, 1, 4000), rng.uniform(0, 1, 4000))
+    b = rng.uniform(0, 1, 4000)
+    ba, bb = bootstrap_tv(a, bins, ref, 2000, rng), bootstrap_tv(b, bins, ref, 2000, rng)
+    assert ba.shape == (2000,)
+    lo, hi = np.quantile(ba - bb, [0.05, 0.95])
+    assert 0 < lo and hi < 0.1          # a drift of TV 0.05 is detected, not inflated past 0.1
+    c = rng.uniform(0, 1, 4000)        # two samples without drift: the interval covers 0
+    lo, hi = np.quantile(bootstrap_tv(c, bins, ref, 2000, rng) - bb, [0.05, 0.95])
+    assert lo < 0 < hi
+    with pytest.raises(ValueError, match="ref must have the bins' shape"):
+        bootstrap_tv(a, bins, ref[:-1], 10, rng)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_tv(a, bins, ref, 0, rng)
