@@ -145,14 +145,17 @@ def embed_html(path: str | Path, height: int):
     inside an ``<iframe srcdoc>`` ``height`` pixels tall, so its scripts run offline and apart
     from the page (a book page, JupyterLab) that shows it. Returns an ``IPython.display.HTML``."""
     import html
+    import warnings
 
     from IPython.display import HTML
 
     if int(height) <= 0:
         raise ValueError(f"embed_html: height must be a positive number of pixels, got {height!r}")
     doc = html.escape(Path(path).read_text(), quote=True)
-    return HTML(f'<iframe srcdoc="{doc}" title="{Path(path).stem}" width="100%" '
-                f'height="{int(height)}" style="border: none;"></iframe>')
+    with warnings.catch_warnings():  # IPython suggests its IFrame, which needs a URL, not srcdoc
+        warnings.simplefilter("ignore", UserWarning)
+        return HTML(f'<iframe srcdoc="{doc}" title="{Path(path).stem}" width="100%" '
+                    f'height="{int(height)}" style="border: none;"></iframe>')
 
 
 def update_table(df: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:

@@ -96,3 +96,33 @@ def test_read_table_reads_the_current_output_folder_only():
     plots.update_table(pd.DataFrame({"task": ["a"], "v": [1.0]}), "t_read", ["task"])
     plots.update_table(pd.DataFrame({"task": ["b"], "v": [2.0]}), "t_read", ["task"])
     assert plots.read_table("t_read").task.tolist() == ["a", "b"]
+
+
+def test_interactive_chart_is_embedded_offline(tmp_path):
+    """save_html inlines vega (no CDN), and embed_html shows that file in an iframe's srcdoc."""
+    import html
+    import warnings
+
+    plots.set_output_dir(tmp_path)
+    try:
+        slider = alt.param(name="k", value=1, bind=alt.binding_range(min=0, max=2, step=1))
+        c = chart().add_params(slider)
+        path = plots.save_html(c, "explorer")
+    finally:
+        plots.set_output_dir(None)
+    text = path.read_text()
+    assert "cdn.jsdelivr" not in text and "<script" in text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # no IPython warning either
+        shown = plots.embed_html(path, height=300)
+    assert shown.data.startswith('<iframe srcdoc="') and 'title="explorer"' in shown.data
+    assert html.unescape(shown.data.split('srcdoc="')[1].split('" title=')[0]) == text
+    with pytest.raises(ValueError, match="height must be a positive"):
+        plots.embed_html(path, height=0)
+
+
+def test_notebook_charts_render_offline():
+    """Charts shown in a notebook carry SVG, not HTML that loads vega from a CDN."""
+    bundle = chart()._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "image/svg+xml" in data and "text/html" not in data
