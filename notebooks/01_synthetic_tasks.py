@@ -289,7 +289,7 @@ chart
 # Predict first: how large can the unpadded error get, and does zero padding make the peak
 # exact, or does a bias remain — and if so, where in the support is it largest?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 ex_sine = TASKS["sine"]
 ex_f = np.repeat(np.linspace(ex_sine.lo, ex_sine.hi, 301), 16)   # 16 random phases per f
 ex_X = ex_sine.generate(ex_f, rng(0, "exercise", "fft"))
@@ -312,7 +312,7 @@ alt.Chart(ex_curve).mark_line().encode(
     color=alt.Color("measurement:N"),
 ).properties(width=520, height=200, title="sine: error of three frequency meters")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # The FFT of 64 samples only has bins at whole numbers of cycles per window, so its peak snaps to
 # the nearest integer: the error grows linearly away from each integer and is largest exactly
 # halfway between two bins, at half-integer f (the "picket fence"). Zero padding evaluates the
@@ -336,7 +336,7 @@ alt.Chart(ex_curve).mark_line().encode(
 # Predict first: the sign of the change, whether the hint's formula over- or underestimates it
 # here (compare the steps' length with σ), and which paths gain more, short or long.
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 from scipy import stats
 
 ex_cone, ex_sigma = TASKS["cone"], 0.02
@@ -360,7 +360,7 @@ print(f"\nall paths: mean distance {ex_cone.measure(ex_clean).mean():.3f} -> "
       f"({ex_gain.mean() / ex_bin:.1f} bins of this profile); every path longer: "
       f"{bool((ex_gain > 0).all())}; σ = {ex_sigma}, mean step {ex_d.mean():.3f}")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # The distance goes up, for every path: a norm is convex, so by Jensen's inequality zero-mean
 # noise lengthens a step on average, and the gains add up over the whole path. The hint's
 # small-noise formula underestimates the gain because these steps are not much longer than the
@@ -379,7 +379,7 @@ print(f"\nall paths: mean distance {ex_cone.measure(ex_clean).mean():.3f} -> "
 # Predict first: which r is measured worse, and is the error only a spread around the true r or
 # also a bias (in which direction)?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 ex_log, ex_sigma = TASKS["logistic"], 0.02
 ex_g = rng(0, "exercise", "logistic")
 ex_rows = []
@@ -399,7 +399,7 @@ print(f"\nrms error at r = 3.9 over r = 3.2: "
       f"√(Σu² at 3.2 / Σu² at 3.9) = "
       f"{np.sqrt(ex_log_df['mean Σ u_t²'].iloc[0] / ex_log_df['mean Σ u_t²'].iloc[1]):.2f}")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # r̂ is the slope of a regression of x_{t+1} on u_t through the origin, so its spread scales like
 # σ / √(Σ u_t²): the more "lever" the orbit offers, the better r is pinned down. The period-2
 # orbit sits where u = x(1 − x) is large, while the chaotic orbit also visits x near 0 and 1,

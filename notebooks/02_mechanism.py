@@ -570,7 +570,7 @@ print(f"exercise sizes: {EX.n_train} training trajectories, {EX.train_steps} ste
 # support leave through the top (the overflow bin) or the bottom (the underflow bin)? Does the
 # answer depend on where the support sits? (Notebook 01's exercise 2 is a hint.)
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 ex1_rows, ex1_hist = [], []
 for ex1_label, ex1_params in [("full [2, 6)", {}), ("narrow [3, 5)", {"lo": 3.0, "hi": 5.0})]:
     ex1_run = drift.train("cone", "diffusion-unet", EX, task_params=ex1_params)
@@ -599,7 +599,7 @@ alt.layer(ex1_base.mark_bar(color=plots.COLORS["model"], opacity=0.7, width=8).e
                              interpolate="step").encode(y="uniform prior:Q"),
           ).properties(width=230, height=150).facet(column=alt.Column("prior:N", title=None))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # Both models make the paths too long, and the mass that leaves the support leaves through the
 # top (compare `above_hi` with `below_lo` and the sign of `mean_q_shift`): where the support sits
 # does not change the direction. The direction comes from the measurement. A model's errors are
@@ -620,7 +620,7 @@ alt.layer(ex1_base.mark_bar(color=plots.COLORS["model"], opacity=0.7, width=8).e
 # Predict first: does the widest network bring TV down to the noise floor? Which moves more with
 # width: how right the samples look (plausible fraction, `nn_ratio`) or the distribution of q?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 ex2_rows = []
 for ex2_width in (4, 8, 16):
     ex2_run = drift.train("cone", "diffusion-unet", EX, width=ex2_width)
@@ -635,7 +635,7 @@ print(f"\nTV / noise floor from {ex2['tv/floor'].min():.1f} to {ex2['tv/floor'].
       f"plausible fraction from {ex2.plausible_frac.min():.2f} to {ex2.plausible_frac.max():.2f}; "
       f"any width within twice the floor: {bool((ex2['tv/floor'] <= 2).any())}")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # Width changes how right the samples look far more than it changes the distribution of q: the
 # plausible fraction climbs and `nn_ratio` falls towards 1 as the network widens, while TV to the
 # prior stays several times the noise floor at every width (the printed ratios). The two halves of
@@ -654,7 +654,7 @@ print(f"\nTV / noise floor from {ex2['tv/floor'].min():.1f} to {ex2['tv/floor'].
 #
 # Predict first: order the four, and say which one is ≈ 0 and which ≈ 1.
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 ex3_run = drift.train("cone", "diffusion-unet", EX)
 ex3_short = drift.train("cone", "diffusion-unet",
                         EX.with_(train_steps=paper_lib.get_profile("smoke").train_steps))
@@ -670,7 +670,7 @@ ex3 = pd.DataFrame([{"bank": k, "nn_ratio": drift.nn_ratio(X, ex3_train)}
                     for k, X in ex3_banks.items()])
 print(ex3.round(3).to_string(index=False))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # Copies of the training set sit at zero (up to float32 round-off): that is what memorisation
 # looks like. Fresh draws of the task sit at about 1 by construction: an independent trajectory
 # is as far from its nearest training trajectory as training trajectories are from each other.

@@ -981,7 +981,7 @@ print(f"forecast mean shift of travel distance: {walk_check.mean_shift:+.3f} "
 # Predict first: under `neighbour`, is the mean Δq positive or negative, and does the overflow
 # bin gain mass as it does under `white`? (Hint: travel distance is convex in the path.)
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 from paper_lib.datasets import make_dataset  # noqa: E402
 
 ex_S = paper_lib.get_profile("smoke")            # smoke sizes, whatever this run's profile
@@ -1010,7 +1010,7 @@ for family, make in ex_makers.items():
 print(f"{len(ex_data)} cone paths, data spacing {ex_spacing:.3f}; every kernel at locality 0.5")
 print(pd.DataFrame(ex_rows).round(3).to_string(index=False))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # Under `white` nearly every path gets longer, mass leaves the lowest bin and some leaves the
 # curated range through the top. Under `neighbour` the mean Δq is negative and the overflow bin
 # gains nothing, for a reason that holds whatever the data: the kernel moves x a fraction α < 1
@@ -1036,7 +1036,7 @@ print(pd.DataFrame(ex_rows).round(3).to_string(index=False))
 # Predict first: do all paths get longer? Do the short cones or the long ones gain more length,
 # and why?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 from scipy.stats import rice  # noqa: E402
 
 from paper_lib.datasets import make_dataset  # noqa: E402
@@ -1062,7 +1062,7 @@ print(ex_jensen.groupby("curated q", observed=True).agg(
     measured_dq=("measured dq", "mean"), first_order=("first order", "mean"),
     exact=("exact (Rice)", "mean")).round(3).to_string())
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # Every path gets longer (`share_longer`), and the short cones gain the most: their steps are the
 # shortest, and the gain of a step, about σ²/d, grows as d shrinks. The exact expectation (the
 # Rice mean, summed over steps) matches the measured mean Δq within sampling noise; the
@@ -1084,7 +1084,7 @@ print(ex_jensen.groupby("curated q", observed=True).agg(
 # Predict first: ρ and EDF of each. Which one has ρ = 1 but an EDF far from 1? For which is ρ
 # undefined? Is the curated prior a better forecast than "no drift"?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 ex_rows = []
 for name in TASKS:
     ex_tg = target[name, "diffusion-unet"]
@@ -1102,7 +1102,7 @@ print("U-Net mass outside the curated range (under- plus overflow bin):",
       {name: round(float(target[name, "diffusion-unet"].p_model[[0, -1]].sum()), 3)
        for name in TASKS})
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # *No drift* scores EDF = 0 by definition, and its ρ is undefined (NaN): a predicted drift of
 # zero in every bin has no correlation with anything. *The model itself* scores 1 and 1. *Half
 # the drift* has ρ = 1 (mass moves in exactly the right bins and directions) but EDF = 0.5:

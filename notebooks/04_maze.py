@@ -601,7 +601,7 @@ print("before training, notebook 03's goal (ρ ≥ 0.7 and EDF ≥ 0.5 × ceilin
 # step of length d gains about σ²/d; a step standing still at the goal gains the length of the
 # noise itself.)
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 from paper_lib.datasets import make_dataset  # noqa: E402
 from paper_lib.tasks import travel_distance  # noqa: E402
 
@@ -631,7 +631,7 @@ print(f"smoke maze `{ex_task.layout}`, T = {ex_task.T} frames, {len(ex_demo)} de
       f"{ex_still:.0%} of their steps stand still at the goal")
 print(pd.DataFrame(ex_rows).round(3).to_string(index=False))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # Under `white` the coarse ruler sees a fraction of the lengthening, between a quarter and a half
 # (printed). A moving step of length d gains about σ²/d: the coarse ruler has half as many steps,
 # each about twice as long, so its moving part gains about a quarter as much. A step standing at
@@ -656,7 +656,7 @@ print(pd.DataFrame(ex_rows).round(3).to_string(index=False))
 # and under which kernel is the difference larger? (Hint: count the frames each demonstration
 # spends standing at its goal.)
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 from paper_lib.datasets import make_dataset  # noqa: E402
 
 ex_task = drift.task_for("maze", paper_lib.get_profile("smoke"))
@@ -681,7 +681,7 @@ print(ex_frame.groupby("curated q", observed=True).agg(
     n=("frames at goal", "size"), frames_at_goal=("frames at goal", "mean"),
     dq_white=("dq white", "mean"), dq_smooth=("dq smooth", "mean")).round(3).to_string())
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # The short trips gain the most under both kernels, by a wider margin under `white` (printed). A
 # short demonstration arrives early and stands at its goal for most of the horizon
 # (`frames_at_goal`), and jitter around a point adds length at every one of those frames, while
@@ -702,7 +702,7 @@ print(ex_frame.groupby("curated q", observed=True).agg(
 # about how much (in units of the noise σ)? Does the travel distance grow more or less without
 # pinning?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 from paper_lib.datasets import make_dataset  # noqa: E402
 
 ex_task = drift.task_for("maze", paper_lib.get_profile("smoke"))
@@ -733,7 +733,7 @@ print(f"white noise σ = {ex_sigma:.4f} cells (locality 1 with the ends pinned);
       f"√2 = {np.sqrt(2):.3f}")
 print(pd.DataFrame(ex_rows).round(3).to_string(index=False))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # Pinned, no plan's straight-line distance moves: the kernel, like the planner, cannot change what
 # is imposed. Unpinned, every plan's does, by about √2 σ (printed): the start and the goal each
 # move by σ per axis, so their difference moves by √2 σ per axis, and its component along the

@@ -522,7 +522,7 @@ print(f"(the U-Net's held-out denoiser: trained on U[{lo_o:g}, {TASK.hi:g}] J, t
 # Predict first: does the mean energy go up or down, which end of the prior gains mass, and is
 # that the direction in which the U-Net's energy moved (`mean_dE` in the summary table)?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 from paper_lib import driftcheck, representation
 
 N_EX = min(len(data), 256)          # a few hundred curated motions, whatever the profile
@@ -549,7 +549,7 @@ print(f"the U-Net (seed 0) moved the mean energy by {unet_dE:+.3f} J: "
       f"{'the same' if np.sign(unet_dE) == np.sign(ex1.mean_shift) else 'the opposite'} "
       f"direction as the white-noise forecast")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # **Why.** Zero-mean noise on ω raises the kinetic energy on average: K = ½ ωᵀM(θ)ω is quadratic
 # in ω, so E[K(ω + σε)] = K(ω) + ½σ² tr M > K(ω) (Jensen). Noise on a sin/cos pair turns into
 # noise δ on the angle θ = atan2(sin, cos), and E[cos(θ + δ)] = cos θ · E[cos δ] shrinks the
@@ -569,7 +569,7 @@ print(f"the U-Net (seed 0) moved the mean energy by {unet_dE:+.3f} J: "
 # do the perturbed motions pass the checks more or less often than the U-Net's samples (the
 # `checks` table above)?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 make_smooth = lambda s: kernels.smooth(s, forecast.SMOOTH_LENGTH)  # noqa: E731
 plaus = []
 for frac in (0.01, 0.03, 0.1, 0.3, 1.0):
@@ -587,7 +587,7 @@ print("the U-Net's own samples (seed 0):")
 print(checks[(checks.model == "diffusion-unet") & (checks.seed == 0)].round(3)
       .to_string(index=False))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # **Why.** The per-frame checks are tight: a sin/cos pair must stay within a tolerance of
 # `TASK.norm_tol` of the unit circle in *every* frame, and the per-frame energy must stay within
 # `TASK.energy_tol` of the energy scale along the whole motion. A locality of one data spacing is
@@ -607,7 +607,7 @@ print(checks[(checks.model == "diffusion-unet") & (checks.seed == 0)].round(3)
 # and the checks. Predict first: in which representation do more perturbed motions keep their
 # sin/cos pairs on the unit circle, and does the energy still gain mass at the top?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 reps = []
 for rep in representation.REPRESENTATIONS["pendulum"]:
     t_rep = representation.represent(TASK, rep)
@@ -623,7 +623,7 @@ for rep in representation.REPRESENTATIONS["pendulum"]:
 reps = pd.DataFrame(reps)
 print(reps.round(3).to_string(index=False))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # **Why.** In `angles` the sin/cos pairs are rebuilt from an angle, so they lie on the unit circle
 # by construction: `unit_circle` passes for every motion whatever the noise, a check the
 # representation makes impossible to fail. The energy does not care: noise on an angle still

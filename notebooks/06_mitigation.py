@@ -577,7 +577,7 @@ print(table.drop(columns="train_seconds").round(2).to_string(index=False))
 # compare the weights d / prior per bin with the denoiser's.
 # Predict first: which bins should get more weight, and why?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 from paper_lib import driftcheck
 
 N_EX = 512   # curated trajectories per task the smooth kernel starts from (any profile)
@@ -629,7 +629,7 @@ alt.Chart(ex_weights.melt(["task", "center"], var_name="kernel", value_name="wei
     color=alt.Color("kernel:N")).properties(width=150, height=110).facet(
     column=alt.Column("task:N", sort=list(NAMES), title=None)).resolve_scale(x="independent")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # **Why.** Pre-distortion puts weight where the kernel takes mass *away*: a bin the kernel drains
 # (towards its neighbours or out of the support) is over-filled so that after the kernel it holds
 # its share. Zero-mean `smooth` noise moves q one way on average when m is curved in the
@@ -654,7 +654,7 @@ alt.Chart(ex_weights.melt(["task", "center"], var_name="kernel", value_name="wei
 # requests).
 # Predict first: what happens to the spread of m(x̃) − q and to the plausible fraction?
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 import torch
 
 SMOKE = paper_lib.get_profile("smoke")   # its sample count keeps this cheap under any profile
@@ -691,7 +691,7 @@ for name, d in guid.groupby("task", sort=False):
     print(f"{name}: spread of m(x̃) − q {s_lo:.2f} -> {s_hi:.2f} bin widths, plausible "
           f"{p_lo:.3f} -> {p_hi:.3f} from w = 0 to w = {W_STRONG}")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # **Why.** Guidance extrapolates away from the unconditional output,
 # (1 + w) out(q) − w out(∅): it amplifies whatever distinguishes q in the network's output, and
 # with it whatever is *wrong* in that difference. Where the conditional model already lands near
@@ -712,7 +712,7 @@ for name, d in guid.groupby("task", sort=False):
 # Predict first: is it predicted to beat `increments`? (Hint: where does the travel distance live
 # in each representation, and what does a small error there do to it?)
 
-# %% tags=["solution"]
+# %% tags=["solution"] jupyter={"source_hidden": true}
 cone = TASKS["cone"]
 STEP_GAIN = 10.0   # step lengths × 10 are of order one, as `increments` scales cone's steps
 
@@ -768,7 +768,7 @@ print("polar-steps predicted to beat increments: "
       f"{pr.loc['polar-steps', 'predicted_tv_prior'] < pr.loc['increments', 'predicted_tv_prior']}"
       " (the notebook's criterion, TV to the prior)")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
 # **Why.** The travel distance is the sum of the step lengths. In `increments` a step is a vector
 # d, and a zero-mean error ε makes its length ‖d + ε‖ larger on average (the norm is convex):
 # every step's error adds distance, so mass moves up. In polar steps the length *is* a channel:

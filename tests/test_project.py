@@ -130,6 +130,10 @@ def test_notebook_teaches(path):
         sol = [j for j in range(i + 1, end) if "solution" in tags[j]
                and cells[j].cell_type == "code"]
         assert sol, f"{path.name}: exercise cell {i} has no code cell tagged solution after it"
+    hidden = [c.metadata.get("jupyter", {}).get("source_hidden") for c, t in zip(cells, tags)
+              if "solution" in t]
+    assert all(hidden), f"{path.name}: solution cells not collapsed in JupyterLab " \
+                        f"(jupyter={{\"source_hidden\": true}}): {hidden}"
 
 
 def test_glossary_defines_every_linked_term():
