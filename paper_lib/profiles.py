@@ -29,10 +29,12 @@ class Profile:
     width: int = 16              # base channel width of the networks (U-Net: ~157k parameters)
     diffusion_steps: int = 100   # DDPM steps
     seeds: tuple[int, ...] = (0, 1, 2)
-    ablation_steps: tuple[int, ...] = (300, 600)   # EMA snapshots (plus the final step)
-    ablation_widths: tuple[int, ...] = (8, 16)
-    ablation_sizes: tuple[int, ...] = (1024, 4096)
-    ablation_tasks: tuple[str, ...] = ("cone",)      # tasks of the width / dataset-size ablations
+    # training steps: EMA snapshots of the default run, and models trained that long on their own
+    # cosine schedule (plus the final step)
+    ablation_steps: tuple[int, ...] = (300, 600)
+    ablation_widths: tuple[int, ...] = (8, 16, 32)        # below and above the default width
+    ablation_sizes: tuple[int, ...] = (1024, 4096, 16384)  # below and above the default n_train
+    ablation_tasks: tuple[str, ...] = ("cone", "logistic")  # of the width / dataset-size ablations
     ablation_samplers: tuple[tuple[str, int], ...] = (("ddim", 50), ("ddim", 20), ("ddim", 10))
     kernel_draws: int = 2        # kernel draws per training trajectory in a prediction
     kernel_n: int = 2048         # training trajectories a kernel prediction starts from
@@ -50,7 +52,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke", n_train=128, n_examples=4, n_recovery=200, n_samples=128, n_boot=50,
         n_bins=10, train_steps=20, batch_size=32, width=8, diffusion_steps=10,
         seeds=(0, 1), ablation_steps=(10,), ablation_widths=(8, 16), ablation_sizes=(64, 128),
-        ablation_samplers=(("ddim", 5),), kernel_draws=1, kernel_n=128,
+        ablation_tasks=("cone",), ablation_samplers=(("ddim", 5),), kernel_draws=1, kernel_n=128,
         localities=(0.5, 1.0, 2.0), t_stars=(0, 2, 5),
         task_params={"maze": {"layout": "umaze", "T": 16}, "pendulum": {"T": 16}},
     ),
