@@ -410,7 +410,8 @@ def add_point(name: str, which: str, setting: int, X: np.ndarray, sampler: str =
     q = t.measure(X)
     abl_q[name, which, setting, sampler] = q
     abl.append({"task": name, "ablation": which, "setting": setting, "sampler": sampler,
-                "tv": metrics.tv(metrics.histogram(q, bins), metrics.uniform_histogram(bins))})
+                "tv": metrics.tv(metrics.histogram(q, bins), metrics.uniform_histogram(bins)),
+                "plausible": float(np.mean(t.is_plausible(X)))})
 
 
 ablation_jobs = [partial(drift.train, name, "diffusion-unet", P, **{what: value})
@@ -464,8 +465,23 @@ plots.save(chart, "02_ablations", data=abl)
 chart
 
 # %%
-pivot = abl.pivot_table(index=["ablation", "setting"], columns="task", values="tv")
+pivot = abl.pivot_table(index=["ablation", "setting"], columns="task", values=["tv", "plausible"])
 print(pivot.round(3).to_string())
+
+# %% [markdown]
+# The plausible fraction along the same axes says what more compute buys the *samples*: the
+# question "could a practitioner make every sample plausible, and would the drift then go?"
+# For each ablation and task, the plausible fraction at its first and last setting and the best
+# one reached:
+
+# %%
+plaus_path = (abl.sort_values("setting").groupby(["ablation", "task"])
+              .agg(first=("plausible", "first"), last=("plausible", "last"),
+                   best=("plausible", "max")))
+print(plaus_path.round(3).to_string())
+low = plaus_path[plaus_path.best < 0.9]
+print(f"\n(ablation, task) pairs where no setting reaches 90% plausible samples: "
+      f"{', '.join(f'{a}/{t} (best {b:.2f})' for (a, t), b in low.best.items()) or 'none'}")
 
 # %% [markdown]
 # Which alternatives change the drift? For each ablation and task, two tests at the 90% / 5%
