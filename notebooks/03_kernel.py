@@ -967,7 +967,8 @@ print(f"forecast mean shift of travel distance: {walk_check.mean_shift:+.3f} "
 # ## Exercises
 #
 # Each exercise runs in seconds on smoke-sized data built in the solution, whatever the profile
-# of this run. Write your prediction down before you run the solution cell.
+# of this run; exercise 2 reuses what exercise 1's solution builds (run it first). Write your
+# prediction down before you run the solution cell.
 #
 # ### Exercise 1: another kernel family at the same locality
 #
@@ -995,11 +996,11 @@ ex_nb = kernels.neighbour(ex_data.X, 1.0, k=8)   # its kNN index, built once
 ex_makers = {"white": kernels.white,
              "smooth": lambda s: kernels.smooth(s, forecast.SMOOTH_LENGTH),
              "neighbour": lambda s: forecast.rescaled_neighbour(ex_nb, s)}
-ex_rows = []
+ex_scales, ex_rows = {}, []   # exercise 2 reuses the data, spacing and white scale
 for family, make in ex_makers.items():
-    ex_scale = kernels.scale_for_locality(make, ex_data.X, ex_spacing, 0.5,
-                                          rng(0, "exercise", "locality", family),
-                                          use_cache=False)
+    ex_scale = ex_scales[family] = kernels.scale_for_locality(
+        make, ex_data.X, ex_spacing, 0.5, rng(0, "exercise", "locality", family),
+        use_cache=False)
     ex_p_hat, ex_q_hat = kernels.predict(ex_task, ex_data, make(ex_scale), 1, ex_bins,
                                          rng(0, "exercise", "predict", family), use_cache=False)
     ex_dq = ex_q_hat - ex_q                      # one draw per path, in the order of the data
@@ -1039,13 +1040,7 @@ print(pd.DataFrame(ex_rows).round(3).to_string(index=False))
 # %% tags=["solution"] jupyter={"source_hidden": true}
 from scipy.stats import rice  # noqa: E402
 
-from paper_lib.datasets import make_dataset  # noqa: E402
-
-ex_task = drift.task_for("cone", paper_lib.get_profile("smoke"))
-ex_data = make_dataset(ex_task, paper_lib.get_profile("smoke").n_train, seed=0, use_cache=False)
-ex_spacing = kernels.data_spacing(ex_data.X, rng=rng(0, "exercise", "spacing"))
-ex_sigma = kernels.scale_for_locality(kernels.white, ex_data.X, ex_spacing, 0.5,
-                                      rng(0, "exercise", "locality", "white"), use_cache=False)
+ex_sigma = ex_scales["white"]   # exercise 1's smoke cone paths and white noise at locality 0.5
 ex_X = ex_data.X.astype(np.float64)
 ex_dq = ex_task.measure(kernels.white(ex_sigma).sample(ex_data.X, rng(0, "exercise", "jensen"))) \
     - ex_task.measure(ex_X)

@@ -584,8 +584,9 @@ print("before training, notebook 03's goal (ρ ≥ 0.7 and EDF ≥ 0.5 × ceilin
 #
 # The solutions build the smoke maze (its layout and number of frames come from the `smoke`
 # profile) and its curated demonstrations, whatever the profile of this run, and apply kernels to
-# them: no planner is trained or sampled, so each runs in seconds. Write your prediction down
-# before you run the solution cell.
+# them: no planner is trained or sampled, so each runs in seconds. Exercises 2 and 3 reuse what
+# exercise 1's solution builds (run it first). Write your prediction down before you run the
+# solution cell.
 #
 # ### Exercise 1: a coarser ruler
 #
@@ -612,15 +613,16 @@ ex_keep = ex_task.conditions(ex_demo, np.arange(1))[0]   # the start and goal fr
 ex_spacing = kernels.data_spacing(ex_demo, rng=rng(0, "exercise", "spacing"))
 ex_frames = np.unique(np.r_[np.arange(0, ex_task.T, 2), ex_task.T - 1])
 ex_makers = {"white": kernels.white, "smooth": lambda s: kernels.smooth(s, forecast.SMOOTH_LENGTH)}
-ex_rows = []
+ex_sigmas, ex_perturbed, ex_rows = {}, {}, []   # exercises 2 and 3 reuse the first two
 for family, make in ex_makers.items():
     def pinned(scale, make=make):
         return kernels.pinned(make(scale), ex_keep)   # start and goal left as they are
 
-    ex_sigma = kernels.scale_for_locality(pinned, ex_demo, ex_spacing, 1.0,
-                                          rng(0, "exercise", "locality", family),
-                                          use_cache=False)
-    ex_X = pinned(ex_sigma).sample(ex_demo, rng(0, "exercise", "perturb", family))
+    ex_sigma = ex_sigmas[family] = kernels.scale_for_locality(
+        pinned, ex_demo, ex_spacing, 1.0, rng(0, "exercise", "locality", family),
+        use_cache=False)
+    ex_X = ex_perturbed[family] = pinned(ex_sigma).sample(ex_demo,
+                                                          rng(0, "exercise", "perturb", family))
     ex_fine = ex_task.measure(ex_X) - ex_task.measure(ex_demo)
     ex_coarse = travel_distance(ex_X[:, ex_frames]) - travel_distance(ex_demo[:, ex_frames])
     ex_rows.append({"kernel": family, "sigma": ex_sigma, "dq every frame": ex_fine.mean(),
@@ -657,25 +659,11 @@ print(pd.DataFrame(ex_rows).round(3).to_string(index=False))
 # spends standing at its goal.)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-from paper_lib.datasets import make_dataset  # noqa: E402
-
-ex_task = drift.task_for("maze", paper_lib.get_profile("smoke"))
-ex_demo = make_dataset(ex_task, paper_lib.get_profile("smoke").n_train, seed=0,
-                       use_cache=False).X
-ex_keep = ex_task.conditions(ex_demo, np.arange(1))[0]
-ex_spacing = kernels.data_spacing(ex_demo, rng=rng(0, "exercise", "spacing"))
+# the smoke demonstrations and their pinned perturbations at locality 1 of exercise 1
 ex_q = ex_task.measure(ex_demo)
 ex_frame = pd.DataFrame({"curated q": pd.qcut(ex_q, 3, precision=2),
                          "frames at goal": np.all(ex_demo == ex_demo[:, -1:], axis=2).sum(1)})
-for family, make in {"white": kernels.white,
-                     "smooth": lambda s: kernels.smooth(s, forecast.SMOOTH_LENGTH)}.items():
-    def pinned(scale, make=make):
-        return kernels.pinned(make(scale), ex_keep)   # start and goal left as they are
-
-    ex_sigma = kernels.scale_for_locality(pinned, ex_demo, ex_spacing, 1.0,
-                                          rng(0, "exercise", "locality", family),
-                                          use_cache=False)
-    ex_X = pinned(ex_sigma).sample(ex_demo, rng(0, "exercise", "perturb", family))
+for family, ex_X in ex_perturbed.items():
     ex_frame[f"dq {family}"] = ex_task.measure(ex_X) - ex_q
 print(ex_frame.groupby("curated q", observed=True).agg(
     n=("frames at goal", "size"), frames_at_goal=("frames at goal", "mean"),
@@ -703,16 +691,7 @@ print(ex_frame.groupby("curated q", observed=True).agg(
 # pinning?
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-from paper_lib.datasets import make_dataset  # noqa: E402
-
-ex_task = drift.task_for("maze", paper_lib.get_profile("smoke"))
-ex_demo = make_dataset(ex_task, paper_lib.get_profile("smoke").n_train, seed=0,
-                       use_cache=False).X
-ex_keep = ex_task.conditions(ex_demo, np.arange(1))[0]
-ex_spacing = kernels.data_spacing(ex_demo, rng=rng(0, "exercise", "spacing"))
-ex_sigma = kernels.scale_for_locality(lambda s: kernels.pinned(kernels.white(s), ex_keep),
-                                      ex_demo, ex_spacing, 1.0,
-                                      rng(0, "exercise", "locality", "white"), use_cache=False)
+ex_sigma = ex_sigmas["white"]   # exercise 1's white noise at locality 1, ends pinned
 
 
 def ex_straight(X):
