@@ -33,12 +33,17 @@ setup: $(STAMP)
 # which on Linux gives the CUDA build (gigabytes). Without a GPU:
 #   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# the reference DDPM of notebook 02 (models/reference.py), without its declared dependencies:
+# they include torchvision, whose wheels would replace the pinned CPU torch; what its 1D module
+# really imports (einops, ema-pytorch, accelerate) comes with the dev extra
+REFERENCE_DDPM := denoising-diffusion-pytorch==2.3.4
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(REFERENCE_DDPM)
 	@touch $@
 
 # paper_lib.runnb converts the percent script with jupytext and runs it with papermill (profile

@@ -1,9 +1,8 @@
 """The reference 1D U-Nets the benchmark times ours against (the ``bench`` extra), and the
 search for their configuration closest to a parameter count.
 
-* ``denoising_diffusion_pytorch.Unet1D``: only its 1D module is imported; the package's
-  ``__init__`` pulls in the 2D image code, which needs torchvision (absent, or unusable beside a
-  CPU torch), so the package is entered under a bare module object instead of its ``__init__``;
+* ``denoising_diffusion_pytorch.Unet1D``: loaded by ``paper_lib.models.reference`` (its 1D
+  module only; the package's ``__init__`` needs torchvision);
 * ``diffusers.UNet1DModel`` in the Diffuser (Janner et al.) configuration; a torchvision that
   cannot be imported is hidden from diffusers.
 
@@ -11,24 +10,18 @@ A missing or broken package is reported as ``(None, reason)``, never raised.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import importlib.util
 import subprocess
 import sys
-import types
 import warnings
+
+# one definition of each: the loader, the parameter counts and the search for Unet1D live with the
+# reference model class of the library
+from paper_lib.models.reference import (_mults, _unet_shape, closest_ddp_config, ddp_unet1d,
+                                        n_params, version)
 
 __all__ = ["ddp_unet1d", "diffusers_unet1d", "diffusers_model", "n_params",
            "closest_ddp_config", "closest_diffusers_config", "version"]
-
-
-def version(dist: str) -> str:
-    """The installed version of distribution ``dist``, or "not installed"."""
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def _torchvision_importable() -> bool:
@@ -38,32 +31,6 @@ def _torchvision_importable() -> bool:
         return False
     r = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True)
     return r.returncode == 0
-
-
-def ddp_unet1d():
-    """``(Unet1D class, note)`` from denoising-diffusion-pytorch, or ``(None, reason)``.
-
-    Only its 1D module is loaded: the package's ``__init__`` imports the 2D image code, which
-    needs torchvision (absent, or unusable beside a CPU torch) and is not timed here."""
-    name = "denoising_diffusion_pytorch"
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        return None, "not installed"
-    stub = name not in sys.modules
-    if stub:
-        pkg = types.ModuleType(name)
-        pkg.__path__ = list(spec.submodule_search_locations)
-        pkg.__spec__, pkg.__file__ = spec, spec.origin
-        sys.modules[name] = pkg
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mod = importlib.import_module(f"{name}.denoising_diffusion_pytorch_1d")
-    except Exception as exc:  # a broken install is reported, not fatal
-        if stub:
-            sys.modules.pop(name, None)
-        return None, f"import failed: {type(exc).__name__}: {exc}"
-    return mod.Unet1D, f"denoising-diffusion-pytorch {version('denoising-diffusion-pytorch')}"
 
 
 def diffusers_unet1d():
@@ -100,45 +67,6 @@ def diffusers_model(cls, chans: tuple[int, ...], T: int, C: int):
                    mid_block_type="MidResTemporalBlock1D", out_block_type="OutConv1DBlock",
                    block_out_channels=tuple(chans), act_fn="mish", norm_num_groups=8,
                    layers_per_block=1, downsample_each_block=False)
-
-
-def n_params(make) -> int:
-    """Parameter count of ``make()`` built on the meta device (no memory, no init cost)."""
-    import torch
-
-    with torch.device("meta"):
-        return int(sum(p.numel() for p in make().parameters()))
-
-
-def _unet_shape(chans) -> bool:
-    """Channels of a U-Net's levels: never shrinking, at most doubling per level, and the
-    deepest level wider than the first (as ours, ``width * (1, 2, 4)``)."""
-    return all(a <= b <= 2 * a for a, b in zip(chans, chans[1:])) and chans[-1] > chans[0]
-
-
-def _mults(levels: int) -> list[tuple[int, ...]]:
-    """Channel multipliers (1, m2, ...) of :func:`_unet_shape`."""
-    out = [(1,)]
-    for _ in range(levels - 1):
-        out = [m + (k,) for m in out for k in range(m[-1], 2 * m[-1] + 1)]
-    return [m for m in out if _unet_shape(m)]
-
-
-def closest_ddp_config(cls, target: int, C: int, levels: int = 3) -> tuple[dict, int]:
-    """``Unet1D`` keyword arguments (``dim``, ``dim_mults``) with ``levels`` levels whose
-    parameter count is closest to ``target``, and that count. Every multiplier pattern of
-    :func:`_mults` (shaped as :func:`_unet_shape`) is tried with ``dim`` rising until the count
-    passes the target; ``dim`` is even (its sinusoidal time embedding has 2 * (dim // 2)
-    features but the next layer expects ``dim``)."""
-    best = None
-    for mults in _mults(levels):
-        for dim in range(2, 513, 2):
-            n = n_params(lambda: cls(dim=dim, dim_mults=mults, channels=C))
-            if best is None or abs(n - target) < abs(best[1] - target):
-                best = ({"dim": dim, "dim_mults": mults}, n)
-            if n > target:
-                break
-    return best
 
 
 def closest_diffusers_config(cls, target: int, T: int, C: int, levels: int = 3,

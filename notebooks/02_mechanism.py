@@ -535,6 +535,113 @@ for which, d in verdict.groupby("ablation", sort=False):
 # model rather than to the stochastic sampler. Memorisation was read on the quantiles of
 # section 1.
 #
+# ## 5. A reference implementation drifts the same way?
+#
+# Everything above used this project's own DDPM. If the drift came from a quirk of that code (its
+# x0-prediction, its network, its sampler), a widely used implementation would not show it. We
+# train the 1D diffusion of `denoising-diffusion-pytorch` (`Unet1D` + `GaussianDiffusion1D`:
+# its network, its cosine schedule, its default ε-prediction objective, its clipping of the
+# denoised estimate, its ancestral sampler; model class `ddp-unet1d`, see
+# `paper_lib/models/reference.py`) on the very same datasets of the profile's `ablation_tasks`,
+# with the same number of optimiser steps, batch, learning-rate schedule and EMA as
+# `diffusion-unet`, and a `Unet1D` sized to the same parameter count. The question is whether its
+# drift vector Δ_ref = p_ref − p_prior points where ours, Δ_unet, does: ρ is their Pearson
+# correlation over bins (as in notebook 03's `agreement`), with a 90% bootstrap interval
+# (both q samples resampled together), read against the ρ between two seeds of our own model,
+# the agreement a second training run reaches.
+
+# %%
+REF = "ddp-unet1d"
+parallel.run_all([partial(drift.train, name, REF, P) for name in P.ablation_tasks])
+ref_runs = {name: drift.train(name, REF, P) for name in P.ablation_tasks}
+ref_bank = {name: drift.samples(run, P.n_samples)[0] for name, run in ref_runs.items()}
+
+
+def boot_hist(q: np.ndarray, bins, *keys) -> np.ndarray:
+    """(P.n_boot, n_bins + 2) bootstrap resamples of the histogram of q (a multinomial each)."""
+    return rng(0, "ref-boot", *keys).multinomial(len(q), metrics.histogram(q, bins),
+                                                  size=P.n_boot) / len(q)
+
+
+def row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of matching rows of a and b, (n, k) each -> (n,)."""
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+
+
+ref_rows, ref_hist = [], []
+for name, X_ref in ref_bank.items():
+    t = TASKS[name]
+    bins = drift.quantity_bins(t, P)
+    prior = metrics.uniform_histogram(bins)
+    X = {"unet": bank[name, "diffusion-unet", 0], "ref": X_ref,
+         "seed": bank[name, "diffusion-unet", P.seeds[1]]}
+    q = {k: t.measure(v) for k, v in X.items()}
+    boots = {k: boot_hist(v, bins, name, k) for k, v in q.items()}
+    row = {"task": name}
+    for k in ("unet", "ref"):
+        tv_b = 0.5 * np.abs(boots[k] - prior).sum(1)
+        row |= {f"tv_{k}": metrics.tv(metrics.histogram(q[k], bins), prior),
+                f"tv_{k}_lo": np.quantile(tv_b, 0.05), f"tv_{k}_hi": np.quantile(tv_b, 0.95),
+                f"plausible_{k}": float(t.is_plausible(X[k]).mean())}
+        label = "diffusion-unet" if k == "unet" else REF
+        h = drift.histogram_with_band(q[k], bins, P, name, label, "reference")
+        ref_hist.append(pd.DataFrame({"task": name, "model": label, "center": bins.centers,
+                                      **h, "prior": prior}))
+    for k, col in (("ref", "rho"), ("seed", "rho_seed")):   # drift vector against ours (seed 0)
+        a = metrics.agreement(metrics.histogram(q[k], bins), metrics.histogram(q["unet"], bins),
+                              prior)
+        r = row_corr(boots[k] - prior, boots["unet"] - prior)
+        row |= {col: a["rho"], f"{col}_lo": np.nanquantile(r, 0.05),
+                f"{col}_hi": np.nanquantile(r, 0.95)}
+        if k == "ref":
+            row["edf"] = a["edf"]
+    ref_rows.append(row)
+ref_table = pd.DataFrame(ref_rows)
+ref_hist = pd.concat(ref_hist, ignore_index=True)
+print(ref_table.round(3).T.to_string(header=False))
+print(f"\nmean training time: {REF} "
+      f"{np.mean([r.trained.train_seconds for r in ref_runs.values()]):.0f} s, diffusion-unet "
+      f"{np.mean([runs[n, 'diffusion-unet', 0].trained.train_seconds for n in ref_runs]):.0f} s "
+      f"({models.count_params(next(iter(ref_runs.values())).trained)} against "
+      f"{models.count_params(runs[next(iter(ref_runs)), 'diffusion-unet', 0].trained)} "
+      f"parameters)")
+
+
+def ref_chart(name: str) -> alt.FacetChart:
+    base = alt.Chart().encode(x=alt.X("center:Q", title=TASKS[name].quantity))
+    bars = base.mark_bar(color=plots.COLORS["model"], opacity=0.7, width=5).encode(
+        y=alt.Y("p:Q", title="probability per bin"))
+    band = base.mark_rule(color="black").encode(y="lo:Q", y2="hi:Q")
+    prior = base.mark_line(color=plots.COLORS["prior"], strokeDash=[4, 3],
+                           interpolate="step").encode(y="prior:Q")
+    return alt.layer(bars, band, prior, data=ref_hist[ref_hist.task == name]).properties(
+        width=220, height=120).facet(column=alt.Column("model:N", title=None), title=name)
+
+
+chart = alt.vconcat(*[ref_chart(n) for n in ref_bank])
+plots.save(chart, "02_reference", data=ref_hist)
+plots.update_table(ref_table, "reference_ddpm", ["task"])
+chart
+
+# %%
+for r in ref_table.itertuples():
+    print(f"{r.task}: the reference's drift vector "
+          f"{'agrees with' if r.rho_lo > 0 else 'does not agree with'} ours "
+          f"(ρ {r.rho:.2f}, 90% interval {r.rho_lo:.2f}–{r.rho_hi:.2f}; our second seed: "
+          f"ρ {r.rho_seed:.2f}, {r.rho_seed_lo:.2f}–{r.rho_seed_hi:.2f}); TV to the prior "
+          f"{r.tv_ref:.3f} ({r.tv_ref_lo:.3f}–{r.tv_ref_hi:.3f}) against ours {r.tv_unet:.3f} "
+          f"({r.tv_unet_lo:.3f}–{r.tv_unet_hi:.3f}); plausible {r.plausible_ref:.2f} against "
+          f"{r.plausible_unet:.2f}")
+
+# %% [markdown]
+# Reading it (the lines above): where ρ's interval lies above 0 and near our own seed-to-seed ρ,
+# the reference implementation moves probability mass to the same values of q as ours does, so
+# the drift is a property of the model class trained on this data, not of this project's code.
+# Where the reference's TV differs from ours, the *amount* of drift depends on the
+# implementation (network, objective, clipping) even if its direction does not; where ρ is low,
+# the pattern itself is implementation-specific, and that is reported, not explained away.
+#
 # ## The results table
 #
 # `figures/tables/drift.csv` has one row per (task, model, seed): sample count, TV and W1 to the

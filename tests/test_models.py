@@ -244,3 +244,30 @@ def test_q_condition_model(env, trained):
 
     x, t, c = torch.zeros(2, 3, 1), torch.zeros(2, dtype=torch.long), torch.tensor([0.5, 1.0])
     np.testing.assert_allclose(_guided(net, x, t, c, 2.0)[:, 0, 0].numpy(), [1.5, 3.0])
+
+
+def test_reference_ddpm_trains_samples_and_resumes(env):
+    """ddp-unet1d (denoising-diffusion-pytorch's Unet1D + GaussianDiffusion1D): matched to our
+    U-Net's parameter count, deterministic in the seed, inside the training data's range (the
+    package clips its denoised estimate to the range it was given), and an interrupted training
+    resumes to the same weights."""
+    from paper_lib.models import REFERENCE_CLASSES
+
+    assert REFERENCE_CLASSES == ("ddp-unet1d",) and "ddp-unet1d" not in MODEL_CLASSES
+    spec = make_spec("ddp-unet1d", SMOKE, **TINY)
+    ref = fit(spec, env, SMOKE, seed=0)
+    ours = count_params(build(make_spec("diffusion-unet", SMOKE, **TINY), 64, 2))
+    assert abs(ref.n_params / ours - 1) < 0.15
+    assert np.isfinite(ref.losses).all() and ref.losses[-5:].mean() < ref.losses[:5].mean()
+    a, b = sample(ref, 24, seed=3), sample(ref, 24, seed=3)
+    assert a.shape == (24, 64, 2) and np.array_equal(a, b)
+    assert not np.array_equal(a, sample(ref, 24, seed=4))
+    lo, hi = env.X.min((0, 1)), env.X.max((0, 1))
+    assert (a >= lo - 1e-5).all() and (a <= hi + 1e-5).all()
+    with pytest.raises(KeyboardInterrupt):
+        fit(spec.with_(train_steps=41), env, SMOKE, seed=1, _stop_after=17)
+    resumed = fit(spec.with_(train_steps=41), env, SMOKE, seed=1)
+    straight = fit(spec.with_(train_steps=41), env, SMOKE, seed=1, use_cache=False)
+    assert all(torch.equal(resumed.state[k], straight.state[k]) for k in straight.state)
+    with pytest.raises(ValueError, match="diffusion model"):
+        denoise(ref, env.X[:4], 2)

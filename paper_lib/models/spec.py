@@ -5,9 +5,13 @@ from dataclasses import dataclass, fields, replace
 
 from ..profiles import Profile, require
 
-__all__ = ["MODEL_CLASSES", "MODEL_CODE_VERSION", "ModelSpec", "make_spec"]
+__all__ = ["MODEL_CLASSES", "REFERENCE_CLASSES", "MODEL_CODE_VERSION", "ModelSpec", "make_spec"]
 
 MODEL_CLASSES = ("diffusion-unet", "diffusion-mlp", "transformer", "vae")
+# implementations from outside this project, trained by the same loop to check that a result is
+# not a quirk of our own code (models/reference.py); not among the classes the notebooks compare
+REFERENCE_CLASSES = ("ddp-unet1d",)
+_KINDS = MODEL_CLASSES + REFERENCE_CLASSES
 MODEL_CODE_VERSION = 2  # bump when a change to paper_lib/models changes trained weights
 # (2: SiLU instead of Mish in every network, see nets.py)
 
@@ -18,6 +22,7 @@ _KIND_DEFAULTS = {
     "diffusion-mlp": {"depth": 3},
     "transformer": {"depth": 2},
     "vae": {"depth": 2},
+    "ddp-unet1d": {"depth": 1},
 }
 
 
@@ -66,9 +71,9 @@ class ModelSpec:
     grad_clip: float = 1.0
 
     def __post_init__(self):
-        if self.kind not in MODEL_CLASSES:
+        if self.kind not in _KINDS:
             raise ValueError(f"unknown model class {self.kind!r}; valid classes: "
-                             f"{', '.join(MODEL_CLASSES)}")
+                             f"{', '.join(_KINDS)}")
         if self.prediction not in ("eps", "x0"):
             raise ValueError(f"prediction must be 'eps' or 'x0', got {self.prediction!r}")
         if self.schedule not in ("cosine", "linear"):
@@ -117,8 +122,8 @@ def make_spec(kind: str | ModelSpec, profile: Profile | None, **overrides) -> Mo
                          f"{', '.join(valid)}")
     if isinstance(kind, ModelSpec):
         return replace(kind, **overrides)
-    if kind not in MODEL_CLASSES:
-        raise ValueError(f"unknown model class {kind!r}; valid classes: {', '.join(MODEL_CLASSES)}")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown model class {kind!r}; valid classes: {', '.join(_KINDS)}")
     sizes = {}
     if profile is not None:
         p = require(profile)

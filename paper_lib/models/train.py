@@ -30,6 +30,7 @@ from ..seeding import derive_seed
 from ..tasks import Task, get_task
 from .diffusion import diffusion_loss, make_schedule
 from .nets import MLPDenoiser, UNet1D
+from .reference import ReferenceDDPM
 from .sequence import ARTransformer, TrajectoryVAE
 from .spec import MODEL_CODE_VERSION, ModelSpec, make_spec
 
@@ -101,6 +102,8 @@ def build(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
             raise ValueError(f"transformer d_model 2*width={2 * w} is not divisible by "
                              f"heads={spec.heads}")
         return ARTransformer(T, C, 2 * w, spec.depth, spec.heads, spec.min_logvar)
+    if spec.kind == "ddp-unet1d":
+        return ReferenceDDPM(T, C, w, spec.mults, spec.diffusion_steps)
     return TrajectoryVAE(T, C, 16 * w, spec.latent_dim, spec.depth, spec.min_logvar, spec.beta)
 
 
@@ -189,6 +192,8 @@ def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_af
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init", spec.kind))
         net = build(spec, T, C).to(device)
+    if hasattr(net, "set_range"):   # a reference DDPM maps the data into its own range
+        net.set_range(data)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     gen = torch.Generator().manual_seed(derive_seed(seed, "train", spec.kind))
