@@ -227,6 +227,24 @@ plaus = pd.DataFrame([{"seed": s, "plausible": TASK.is_plausible(X, goal=cond[:,
 print(plaus.round(3).to_string(index=False))
 
 # %% [markdown]
+# Would more training make the plans plausible? The plausible fraction of plans drawn (same starts
+# and goals) from the EMA weights recorded along the default run of seed 0, against the optimiser
+# steps they had seen, and what the trend says about reaching 90%:
+
+# %%
+compute = pd.DataFrame([{"steps": step, "plausible": TASK.is_plausible(
+    drift.samples(run0, P.n_samples, seed=0, inpaint=(keep, cond),
+                  snapshot=None if step == P.train_steps else step)[0], goal=cond[:, -1]).mean()}
+    for step in sorted({*(s for s in P.ablation_steps if s < P.train_steps), P.train_steps})])
+print(compute.round(3).to_string(index=False))
+gain = np.polyfit(np.log2(compute.steps), compute.plausible, 1)[0] if len(compute) > 1 else np.nan
+need = (0.9 - compute.plausible.iloc[-1]) / gain if gain > 0 else np.inf
+print(f"plausible fraction gained per doubling of the steps: {gain:+.3f}; at that rate 90% "
+      + (f"needs about {2 ** need:.1f}× the default steps" if np.isfinite(need) and need > 0
+         else "is already reached" if compute.plausible.iloc[-1] >= 0.9
+         else "is not reached by training longer"))
+
+# %% [markdown]
 # ## Travel distance drifts
 #
 # The travel distance of every plan against the curated prior, on the curation bins (ten equal
