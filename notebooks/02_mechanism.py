@@ -731,12 +731,15 @@ print(table.drop(columns="train_seconds").round(2).to_string(index=False))
 #   wrong: always compare the histogram of q on the samples with the curated prior.
 # * Read a drift against the noise floor of the same sample size, and across seeds: only the bins
 #   that move the same way in every seed are systematic, and those are what a mechanism has to
-#   explain.
+#   explain. Repeat with a fresh dataset too (data seeds), or a quirk of one draw of the data
+#   passes for a property of the model class.
 # * The shape of the drift (shift, pile-up, mass leaving the support) depends on the task's
 #   measurement and on the model class, not only on how well the model is trained.
 # * Each boring explanation is tested by changing one thing and re-measuring: under-training,
 #   width, dataset size, the sampler, memorisation. Read this run's verdict table for which of
 #   them move the drift beyond the noise, and whether any brings it down to the floor.
+# * Check the result with someone else's code: an independent DDPM implementation (section 5)
+#   tells a property of the model class from a quirk of one codebase.
 #
 # ## Exercises
 #
