@@ -256,19 +256,21 @@ for (name, kind, seed), X in bank.items():
 hist = pd.concat(hist_rows, ignore_index=True)
 
 
-def drift_chart(name: str) -> alt.FacetChart:
+def drift_chart(name: str, data: pd.DataFrame, order: list[str], width: int = 150,
+                height: int = 110) -> alt.FacetChart:
+    """Histograms of q (bars, bootstrap band) against the prior (dashed), one panel per model."""
     base = alt.Chart().encode(x=alt.X("center:Q", title=TASKS[name].quantity))
     bars = base.mark_bar(color=plots.COLORS["model"], opacity=0.7, width=5).encode(
         y=alt.Y("p:Q", title="probability per bin"))
     band = base.mark_rule(color="black").encode(y="lo:Q", y2="hi:Q")
     prior = base.mark_line(color=plots.COLORS["prior"], strokeDash=[4, 3],
                            interpolate="step").encode(y="prior:Q")
-    return alt.layer(bars, band, prior, data=hist[hist.task == name]).properties(
-        width=150, height=110).facet(column=alt.Column("model:N", sort=list(CLASSES), title=None),
-                                     title=name)
+    return alt.layer(bars, band, prior, data=data[data.task == name]).properties(
+        width=width, height=height).facet(column=alt.Column("model:N", sort=order, title=None),
+                                          title=name)
 
 
-chart = alt.vconcat(*[drift_chart(n) for n in TASKS])
+chart = alt.vconcat(*[drift_chart(n, hist, list(CLASSES)) for n in TASKS])
 plots.save(chart, "02_drift", data=hist)
 chart
 
@@ -675,18 +677,8 @@ print(f"\nmean training time: {REF} "
       f"parameters)")
 
 
-def ref_chart(name: str) -> alt.FacetChart:
-    base = alt.Chart().encode(x=alt.X("center:Q", title=TASKS[name].quantity))
-    bars = base.mark_bar(color=plots.COLORS["model"], opacity=0.7, width=5).encode(
-        y=alt.Y("p:Q", title="probability per bin"))
-    band = base.mark_rule(color="black").encode(y="lo:Q", y2="hi:Q")
-    prior = base.mark_line(color=plots.COLORS["prior"], strokeDash=[4, 3],
-                           interpolate="step").encode(y="prior:Q")
-    return alt.layer(bars, band, prior, data=ref_hist[ref_hist.task == name]).properties(
-        width=220, height=120).facet(column=alt.Column("model:N", title=None), title=name)
-
-
-chart = alt.vconcat(*[ref_chart(n) for n in ref_bank])
+chart = alt.vconcat(*[drift_chart(n, ref_hist, sorted([REF, "diffusion-unet"]), 220, 120)
+                      for n in ref_bank])
 plots.save(chart, "02_reference", data=ref_hist)
 plots.update_table(ref_table, "reference_ddpm", ["task"])
 chart
