@@ -112,16 +112,13 @@ def closest_ddp_config(cls, target: int, C: int, levels: int = 3) -> tuple[dict,
 
 
 @functools.lru_cache(maxsize=None)
-def _matched_config(width: int, T: int, C: int, mults: tuple[int, ...]) -> dict:
-    """The ``Unet1D`` configuration closest in parameters to our U-Net of this width."""
-    from .nets import UNet1D
-
+def _matched_config(target: int, C: int, levels: int) -> dict:
+    """The ``Unet1D`` configuration with ``levels`` levels closest to ``target`` parameters."""
     mod, note = load_ddp1d()
     if mod is None:
         raise ImportError(f"model class 'ddp-unet1d' needs denoising-diffusion-pytorch ({note}); "
                           f"`make setup` installs it")
-    target = n_params(lambda: UNet1D(C, width, mults, 5, 1))
-    return closest_ddp_config(mod.Unet1D, target, C, len(mults))[0]
+    return closest_ddp_config(mod.Unet1D, int(target), int(C), int(levels))[0]
 
 
 def _reseed(gen: torch.Generator) -> None:
@@ -133,13 +130,15 @@ def _reseed(gen: torch.Generator) -> None:
 class ReferenceDDPM(nn.Module):
     """denoising-diffusion-pytorch's ``GaussianDiffusion1D(Unet1D)`` behind the interface of the
     project's non-diffusion classes: ``loss(x, gen)`` and ``generate(n, gen, batch)`` on
-    (B, T, C) tensors in model units. ``steps``: diffusion steps K (the package's ``timesteps``).
+    (B, T, C) tensors in model units. ``target``: the parameter count to match (that of our U-Net,
+    computed by ``train.build``) with a ``levels``-level ``Unet1D``; ``steps``: diffusion steps K
+    (the package's ``timesteps``).
     Call :meth:`set_range` with the training data before training."""
 
-    def __init__(self, T: int, C: int, width: int, mults: tuple[int, ...], steps: int):
+    def __init__(self, T: int, C: int, target: int, levels: int, steps: int):
         super().__init__()
+        cfg = _matched_config(target, C, levels)
         mod, _ = load_ddp1d()
-        cfg = _matched_config(int(width), int(T), int(C), tuple(mults))
         net = mod.Unet1D(**cfg, channels=C)
         self.diffusion = mod.GaussianDiffusion1D(net, seq_length=T, timesteps=steps)
         self.register_buffer("lo", torch.zeros(C))

@@ -18,7 +18,7 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from ..seeding import derive_seed
 from ..tasks import Task, get_task
 from .diffusion import diffusion_loss, make_schedule
 from .nets import MLPDenoiser, UNet1D
-from .reference import ReferenceDDPM
+from .reference import ReferenceDDPM, n_params
 from .sequence import ARTransformer, TrajectoryVAE
 from .spec import MODEL_CODE_VERSION, ModelSpec, make_spec
 
@@ -103,7 +103,9 @@ def build(spec: ModelSpec, T: int, C: int) -> torch.nn.Module:
                              f"heads={spec.heads}")
         return ARTransformer(T, C, 2 * w, spec.depth, spec.heads, spec.min_logvar)
     if spec.kind == "ddp-unet1d":
-        return ReferenceDDPM(T, C, w, spec.mults, spec.diffusion_steps)
+        # sized like the diffusion-unet of the same width, levels, kernel size and depth
+        twin = n_params(lambda: build(replace(spec, kind="diffusion-unet"), T, C))
+        return ReferenceDDPM(T, C, twin, len(spec.mults), spec.diffusion_steps)
     return TrajectoryVAE(T, C, 16 * w, spec.latent_dim, spec.depth, spec.min_logvar, spec.beta)
 
 
