@@ -235,19 +235,24 @@ print(plaus.round(3).to_string(index=False))
 # on its own schedule (`own run`), against the optimiser steps:
 
 # %%
-def plan_row(run, step: int, how: str, snapshot=None) -> dict:
-    X = drift.samples(run, P.n_samples, seed=0, inpaint=(keep, cond), snapshot=snapshot)[0]
-    return {"steps": step, "how": how, "plausible": TASK.is_plausible(X, goal=cond[:, -1]).mean(),
-            "tv": metrics.tv(metrics.histogram(TASK.measure(X), bins),
-                             metrics.histogram(data.q, bins))}
+def plans_at(run, snapshot=None) -> np.ndarray:
+    return drift.samples(run, P.n_samples, seed=0, inpaint=(keep, cond), snapshot=snapshot)[0]
 
 
 floor = metrics.noise_floor_tv(TASK.sample_quantity, P.n_samples, bins, rng(0, "maze", "floor"))
-snap_steps = [s for s in P.ablation_steps if s < P.train_steps]
-compute = pd.DataFrame([plan_row(run0, s, "snapshot", s) for s in snap_steps]
-                       + [plan_row(run0, P.train_steps, "default"),
-                          plan_row(long_job(), 2 * P.train_steps, "own run")])
+draws = [(s, "snapshot", plans_at(run0, s)) for s in P.ablation_steps if s < P.train_steps]
+draws += [(P.train_steps, "default", plans_at(run0)),
+          (2 * P.train_steps, "own run", plans_at(long_job()))]
+compute = pd.DataFrame([{"steps": step, "how": how,
+                         "plausible": TASK.is_plausible(X, goal=cond[:, -1]).mean(),
+                         "tv": metrics.tv(metrics.histogram(TASK.measure(X), bins),
+                                          metrics.histogram(data.q, bins))}
+                        for step, how, X in draws])
 print(compute.round(3).to_string(index=False))
+# to figures/tables/plausibility.csv, beside the other tasks (TV there: to the exact prior)
+drift.update_plausibility(pd.DataFrame([drift.plausibility_row(
+    TASK, X, P, KIND, step, "snapshot" if how == "snapshot" else "own run",
+    plausible=TASK.is_plausible(X, goal=cond[:, -1])) for step, how, X in draws]))
 longer = compute.iloc[-1]
 print(f"twice the steps: plausible {compute.plausible.iloc[-2]:.1%} → {longer.plausible:.1%} "
       f"({'reaches' if longer.plausible >= 0.9 else 'stays below'} 90%), TV to the prior "

@@ -20,7 +20,8 @@ from .seeding import rng as make_rng
 from .tasks import Task, get_task
 
 __all__ = ["Run", "task_for", "train", "standard_run", "samples", "conditions", "histogram_with_band", "drift_row",
-           "nn_ratio", "DRIFT_COLUMNS", "TRAIN_COST_COLUMNS", "quantity_bins", "update_tables"]
+           "nn_ratio", "DRIFT_COLUMNS", "TRAIN_COST_COLUMNS", "quantity_bins", "update_tables",
+           "PLAUSIBILITY_COLUMNS", "plausibility_row", "update_plausibility"]
 
 # tables/drift.csv holds results only; wall times, which differ from machine to machine, go to
 # tables/train_cost.csv, so that a diff of drift.csv shows what really moved
@@ -28,6 +29,10 @@ DRIFT_COLUMNS = ["task", "model", "seed", "n_samples", "tv_model_prior", "w1_mod
                  "tv_noise_floor", "plausible_frac", "nn_ratio"]
 TRAIN_COST_COLUMNS = ["task", "model", "seed", "train_seconds"]
 _KEYS = ["task", "model", "seed"]
+# tables/plausibility.csv: the plausible fraction and the drift against training compute
+PLAUSIBILITY_COLUMNS = ["task", "model", "steps", "training", "n_samples", "plausible_frac",
+                        "tv_model_prior", "tv_plausible_only"]
+_PLAUSIBILITY_KEYS = ["task", "model", "steps", "training"]
 
 
 @dataclass
@@ -211,3 +216,32 @@ def update_tables(rows: pd.DataFrame) -> None:
 
     plots.update_table(rows[DRIFT_COLUMNS], "drift", _KEYS)
     plots.update_table(rows[TRAIN_COST_COLUMNS], "train_cost", _KEYS)
+
+
+def plausibility_row(task: Task, X: np.ndarray, profile: Profile, model: str, steps: int,
+                     training: str, plausible: np.ndarray | None = None) -> dict:
+    """One row of ``tables/plausibility.csv`` (PLAUSIBILITY_COLUMNS) for samples X (n, T, C, task
+    units) of a ``model`` after ``steps`` optimiser steps; ``training``: ``"snapshot"`` (EMA
+    weights recorded along a longer run) or ``"own run"`` (trained that long on its own
+    schedule). ``plausible`` (n,) bool: the task's check of each sample when it needs more than X
+    (the maze's goals); by default ``task.is_plausible(X)``. ``tv_plausible_only``: TV to the
+    prior of the plausible samples alone (NaN when none is plausible)."""
+    bins = quantity_bins(task, profile)
+    ok = task.is_plausible(X) if plausible is None else np.asarray(plausible, bool)
+    if ok.shape != (len(X),):
+        raise ValueError(f"plausible must be one bool per sample, shape ({len(X)},), got "
+                         f"{ok.shape}")
+    q, u = task.measure(X), metrics.uniform_histogram(bins)
+    return {"task": task.name, "model": model, "steps": int(steps), "training": training,
+            "n_samples": len(X), "plausible_frac": float(ok.mean()),
+            "tv_model_prior": metrics.tv(metrics.histogram(q, bins), u),
+            "tv_plausible_only": metrics.tv(metrics.histogram(q[ok], bins), u) if ok.any()
+            else float("nan")}
+
+
+def update_plausibility(rows: pd.DataFrame) -> None:
+    """Write :func:`plausibility_row` rows into ``tables/plausibility.csv``, replacing those of the
+    same (task, model, steps, training)."""
+    from . import plots
+
+    plots.update_table(rows[PLAUSIBILITY_COLUMNS], "plausibility", _PLAUSIBILITY_KEYS)
