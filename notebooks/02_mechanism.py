@@ -599,12 +599,11 @@ for name in needy:
             f"{best.plausible_frac:.1%} at {best.steps}; TV to the prior {best.tv_model_prior:.3f} "
             f"(all samples), {best.tv_plausible_only:.3f} (plausible ones; a perfect model's "
             f"95% level at that size {null:.3f})")
-    if best.plausible_frac < 0.9 and len(d) > 1 and (d.plausible_frac < 1).all():
-        slope, icpt = np.polyfit(np.log(d.steps), np.log(1 - d.plausible_frac), 1)
-        need = np.exp((np.log(0.1) - icpt) / slope) if slope < 0 else np.inf
+    if best.plausible_frac < 0.9:
+        slope, need = metrics.steps_to_reach(d.steps, d.plausible_frac)
         line += (f"; the implausible fraction falls as steps^{slope:.2f}, so 90% would take "
                  f"about {need:,.0f} steps ({need / P.train_steps:.0f}× the default)"
-                 if np.isfinite(need) else "; the implausible fraction does not fall with steps")
+                 if np.isfinite(need) else "; no falling trend to extrapolate")
     print(line)
 drift.update_plausibility(compute)
 

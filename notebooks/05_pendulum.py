@@ -221,6 +221,13 @@ print(f"hardest check at {last.steps} steps: {hard} ({last[hard]:.1%} pass, from
       f"{compute.plausible.iloc[0]:.1%} → {last.plausible:.1%}; energy conserved after the "
       f"projection below: {compute.energy_conserved_projected.iloc[0]:.1%} → "
       f"{last.energy_conserved_projected:.1%}")
+own = compute[compute.training == "own run"]
+slope, need = metrics.steps_to_reach(own.steps, own.energy_conserved_projected)
+print(f"energy conserved (projected) against the steps of the own runs: failing fraction ∝ "
+      f"steps^{slope:.2f}; 90% of motions conserving energy would take about {need:,.0f} steps "
+      f"({need / P.train_steps:.0f}× the default), and every other check would still have to "
+      f"pass" if np.isfinite(need) else
+      "energy conserved (projected): no falling trend over the own runs to extrapolate")
 
 # What it would take: project each sin/cos pair of the default model's motions onto the unit
 # circle (a post-processing a practitioner would add; the measured energy hardly moves) and see

@@ -19,7 +19,8 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["Bins", "histogram", "bootstrap_histogram", "bootstrap_tv", "null_tv", "tv", "w1", "noise_floor_tv", "mass_shift",
-           "uniform_histogram", "uniform_quantiles", "nn_distances", "consistent_bins", "agreement"]
+           "uniform_histogram", "uniform_quantiles", "nn_distances", "consistent_bins", "agreement",
+           "steps_to_reach"]
 
 
 def _integer(name: str, value, minimum: int = 1, whole_floats: bool = True) -> int:
@@ -277,6 +278,26 @@ def consistent_bins(deltas: np.ndarray, noise: np.ndarray) -> np.ndarray:
     gain = np.all((deltas > 0) & big, axis=0)
     loss = np.all((deltas < 0) & big, axis=0)
     return gain.astype(int) - loss.astype(int)
+
+
+def steps_to_reach(steps, frac, goal: float = 0.9) -> tuple[float, float]:
+    """(slope, steps): a power law 1 − frac ∝ steps^slope fitted by least squares in log–log to
+    pass rates ``frac`` (k,) measured after ``steps`` (k,) optimiser steps, and the steps at which
+    it reaches ``goal``: a rough extrapolation, not a measurement. Steps are inf where the failing
+    fraction does not fall (slope ≥ 0); both NaN with fewer than two points or a rate of 0 or 1
+    (no power law passes through them)."""
+    steps, frac = np.asarray(steps, float), np.asarray(frac, float)
+    if steps.shape != frac.shape or steps.ndim != 1:
+        raise ValueError(f"steps and frac must be 1-D of one length, got shapes {steps.shape} "
+                         f"and {frac.shape}")
+    if not 0 < goal < 1:
+        raise ValueError(f"goal must lie in (0, 1), got {goal!r}")
+    if len(steps) < 2 or not ((frac > 0) & (frac < 1) & (steps > 0)).all():
+        return float("nan"), float("nan")
+    slope, icpt = np.polyfit(np.log(steps), np.log(1 - frac), 1)
+    if slope >= 0:
+        return float(slope), float("inf")
+    return float(slope), float(np.exp((np.log(1 - goal) - icpt) / slope))
 
 
 def agreement(p_pred: np.ndarray, p_model: np.ndarray, p_data: np.ndarray,

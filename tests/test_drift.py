@@ -107,3 +107,31 @@ def test_train_on_a_given_dataset_in_a_representation():
         drift.train(t, "vae", P, dataset=data, n_train=10)
     with pytest.raises(TypeError, match="Task instance"):
         drift.train("sine", "vae", P, dataset=data)
+
+
+def test_plausibility_row_splits_the_drift_of_plausible_samples():
+    import pandas as pd
+
+    from paper_lib import metrics, plots
+    from paper_lib.datasets import make_dataset
+
+    task = drift.task_for("logistic", P)
+    X = make_dataset(task, 200, seed=1).X.copy()
+    X[:50] = 2.0                                        # outside [0, 1]: implausible, r̂ ≈ 0
+    row = drift.plausibility_row(task, X, P, "data", 0, "own run")
+    assert list(row) == drift.PLAUSIBILITY_COLUMNS
+    assert row["plausible_frac"] == pytest.approx(0.75)
+    bins = drift.quantity_bins(task, P)
+    u = metrics.uniform_histogram(bins)
+    q = task.measure(X[50:])
+    assert row["tv_plausible_only"] == pytest.approx(metrics.tv(metrics.histogram(q, bins), u))
+    assert row["tv_model_prior"] > row["tv_plausible_only"]      # the bad quarter leaves the support
+    none = drift.plausibility_row(task, X, P, "data", 0, "own run", plausible=np.zeros(200, bool))
+    assert none["plausible_frac"] == 0 and np.isnan(none["tv_plausible_only"])
+    with pytest.raises(ValueError, match="plausible must be one bool per sample"):
+        drift.plausibility_row(task, X, P, "data", 0, "own run", plausible=np.ones(3, bool))
+    drift.update_plausibility(pd.DataFrame([row, {**row, "steps": 5}]))
+    drift.update_plausibility(pd.DataFrame([{**row, "plausible_frac": 0.5}]))   # replaces its key
+    table = plots.read_table("plausibility")
+    assert list(table.columns) == drift.PLAUSIBILITY_COLUMNS and len(table) == 2
+    assert sorted(table.plausible_frac) == [0.5, 0.75]

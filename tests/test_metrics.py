@@ -192,3 +192,17 @@ def test_bootstrap_tv_interval_covers_the_true_tv_difference():
         bootstrap_tv(a, bins, ref[:-1], 10, rng)
     with pytest.raises(ValueError, match="n_boot"):
         bootstrap_tv(a, bins, ref, 0, rng)
+
+
+def test_steps_to_reach_inverts_a_power_law():
+    from paper_lib import metrics
+
+    steps = np.array([1000.0, 2000.0, 4000.0])
+    frac = 1 - 0.4 * (steps / 1000) ** -0.5          # failing fraction 0.4, 0.28, 0.2
+    slope, need = metrics.steps_to_reach(steps, frac, goal=0.9)
+    assert slope == pytest.approx(-0.5) and need == pytest.approx(16000)
+    assert metrics.steps_to_reach(steps, [0.2, 0.1, 0.1])[1] == np.inf      # not falling
+    assert all(np.isnan(metrics.steps_to_reach(steps, [0.0, 0.1, 0.2])))   # a rate of 0
+    assert all(np.isnan(metrics.steps_to_reach([1000], [0.5])))
+    with pytest.raises(ValueError, match="goal must lie in"):
+        metrics.steps_to_reach(steps, frac, goal=1.0)

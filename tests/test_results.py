@@ -1,0 +1,52 @@
+"""The committed result tables (``figures/tables``, written by ``make figures`` at the default
+profile) against the goals the project has set itself. They fail when a regeneration moves a
+result below its goal, so a change that costs plausibility cannot land unnoticed."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from paper_lib.profiles import get_profile
+from paper_lib.tasks import SYNTHETIC
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ROOT / "figures" / "tables"
+PRIMARY = "diffusion-unet"
+PLAUSIBLE_GOAL = 0.9   # issue 13 §1: the primary class's samples pass the task's own check
+# tasks where the goal is not met within the 2-core budget; the notebook named shows the
+# plausible fraction against training compute and what it would take (strict: when a
+# regeneration reaches the goal, the test fails until the task is taken off this list)
+SHORT_OF_GOAL = {"pendulum": "notebook 05: 0% plausible up to 4x the default training; energy "
+                             "conservation is the binding check"}
+TASKS = (*SYNTHETIC, "maze", "pendulum")
+DEFAULT_STEPS = get_profile("default").train_steps
+
+
+def _plausibility() -> pd.DataFrame:
+    table = pd.read_csv(TABLES / "plausibility.csv")
+    return table[(table.model == PRIMARY) & (table.training == "own run")]
+
+
+def test_plausibility_table_covers_every_task_at_the_default_steps():
+    table = _plausibility()
+    default = pd.read_csv(TABLES / "drift.csv")
+    assert set(table.task) == set(TASKS)
+    # the default model is in both tables, with one plausible fraction
+    for task in TASKS:
+        row = default[(default.task == task) & (default.model == PRIMARY) & (default.seed == 0)]
+        steps = table[table.task == task].steps
+        at_default = table[(table.task == task) & (table.steps == DEFAULT_STEPS)]
+        assert len(row) == 1 and DEFAULT_STEPS in set(steps), task
+        assert at_default.plausible_frac.iloc[0] == pytest.approx(row.plausible_frac.iloc[0],
+                                                                  abs=1e-9), task
+
+
+@pytest.mark.parametrize("task", [
+    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=SHORT_OF_GOAL[t]))
+    if t in SHORT_OF_GOAL else t for t in TASKS])
+def test_primary_class_reaches_the_plausibility_goal(task):
+    """At the default training or longer (only the tasks that need it train longer), the primary
+    class's samples pass the task's unchanged check at least 90% of the time."""
+    rows = _plausibility()
+    best = rows[rows.task == task].plausible_frac.max()
+    assert best >= PLAUSIBLE_GOAL, f"{task}: best plausible fraction {best:.3f}"
