@@ -189,3 +189,22 @@ def test_runnb_executes_and_records(tmp_path, monkeypatch):
     t = runnb.read_timings(tmp_path / "timings.csv")
     assert len(t) == 1 and t.notebook[0] == "00_tiny" and t.profile[0] == "smoke"
     assert t.seconds[0] > 0 and t.peak_mib[0] > 10 and t.cache_dir[0] == str(tmp_path / "cache")
+
+
+def test_code_paths_pinned_setting_ignores_a_perturbed_isa(tmp_path):
+    """bench/code_paths.py at 2 steps: the pinned setting gives the same weights and samples when
+    oneDNN is limited to SSE4.1 (as on another CPU), and the table has its columns."""
+    import subprocess
+
+    out = tmp_path / "paths.csv"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--steps", "2",
+                    "--unet-steps", "1", "--settings", "portable,portable-onednn-sse41", "--out", str(out)],
+                   check=True, capture_output=True)
+    df = pd.read_csv(out)
+    assert list(df.setting) == ["portable", "portable-onednn-sse41"]
+    assert df.weights_sha.nunique() == 1 and df.samples_sha.nunique() == 1
+    assert (df.same_weights_as == "portable").all()
+    assert (df.transformer_ms_per_step > 0).all() and (df.unet_ms_per_step > 0).all()
+    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--settings",
+                          "portabel"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "valid settings" in bad.stderr

@@ -1,0 +1,148 @@
+"""Which CPU code paths change the transformer's trained weights: the check behind the README's
+"Across CPU families" section.
+
+    .venv/bin/python bench/code_paths.py [--steps 60] [--settings native,portable,...] \
+        [--out bench/code_paths.csv]
+
+The transformer's training amplifies any change in the last bits of its arithmetic (README,
+Reproducibility), and three libraries pick their kernels by the CPU they run on: ATen's vectorised
+kernels (``ATEN_CPU_CAPABILITY``: AVX-512 where the CPU has it, else AVX2), oneDNN's JIT kernels
+(``ONEDNN_MAX_CPU_ISA``) and MKL's BLAS (its own dispatch, by ISA *and* vendor; ``MKL_CBWR``
+fixes a branch). Each setting below trains the same small transformer (``sine``, default size,
+``--steps`` steps, one thread) and draws 500 motions in a fresh child process with the named
+environment, and records a hash of its weights and of its samples, and the time of a training
+step of the transformer and of the default U-Net (the cost of the setting). A setting whose hash differs
+from ``native`` is a code path that another CPU would take and that changes the result.
+
+``portable`` pins every choice: ATen to AVX2, MKL to its ``COMPATIBLE`` branch (Intel's branch
+for identical results on Intel and other vendors' CPUs) on one MKL thread (its ``COMPATIBLE``
+branch otherwise rounds differently with 1 and 2 threads), and oneDNN switched off
+(``torch.backends.mkldnn``). The settings after it perturb it as a different CPU would; their
+hashes equal to ``portable``'s show that the perturbation no longer reaches the result. Run the
+script on two machines and compare the ``portable`` rows: equal hashes mean the two machines
+train the same transformer bit for bit. Results go to ``--out`` (written atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))   # paper_lib from this checkout, installed or not
+COLUMNS = ["setting", "environment", "cpu_capability", "weights_sha", "samples_sha",
+           "transformer_ms_per_step", "unet_ms_per_step", "same_weights_as"]
+PORTABLE = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_NUM_THREADS": "1",
+            "NO_ONEDNN": "1"}
+SETTINGS = {
+    "native": {},
+    "native-1-thread": {"OMP_NUM_THREADS": "1"},
+    "aten-default": {"ATEN_CPU_CAPABILITY": "default"},
+    "onednn-sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},
+    "portable": PORTABLE,
+    "portable-onednn-sse41": {**PORTABLE, "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "portable-1-thread": {**PORTABLE, "OMP_NUM_THREADS": "1"},
+}
+
+
+def _unet_ms_per_step(P, steps: int = 20) -> float:
+    """Wall time of one default U-Net training step (one thread, random data of T 64 × C 2), ms."""
+    import copy
+
+    import torch
+
+    from paper_lib import models
+    from paper_lib.models import train
+    from paper_lib.models.diffusion import make_schedule
+
+    torch.set_num_threads(1)   # as make figures trains
+    spec = models.make_spec("diffusion-unet", P)
+    net = train.build(spec, 64, 2)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=spec.lr)
+    data, gen = torch.randn(1024, 64, 2), torch.Generator().manual_seed(0)
+    sched = make_schedule(spec)
+    train.train_step(net, ema, opt, data, gen, spec, sched, 0)   # warm-up
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        train.train_step(net, ema, opt, data, gen, spec, sched, step)
+    return 1e3 * (time.perf_counter() - t0) / steps
+
+
+def child(steps: int, unet_steps: int) -> dict:
+    """Train and sample in this process (its environment set by the parent); hashes and step
+    times as a dict."""
+    import hashlib
+
+    import torch
+
+    if os.environ.get("NO_ONEDNN"):
+        torch.backends.mkldnn.enabled = False
+    import paper_lib
+    from paper_lib import drift, models
+
+    P = paper_lib.get_profile("default")
+    task = drift.task_for("sine", P)
+    data = paper_lib.make_dataset(task, P.n_train, seed=0, use_cache=False)
+    trained = models.fit(models.make_spec("transformer", P, train_steps=steps), data, P, seed=0,
+                         use_cache=False, progress=False)
+    w = torch.cat([v.double().ravel() for v in trained.state.values() if v.is_floating_point()])
+    X = models.sample(trained, 500, seed=0)
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "weights_sha": hashlib.sha256(w.numpy().tobytes()).hexdigest()[:16],
+            "samples_sha": hashlib.sha256(X.tobytes()).hexdigest()[:16],
+            "transformer_ms_per_step": round(1e3 * trained.train_seconds / steps, 1),
+            "unet_ms_per_step": round(_unet_ms_per_step(P, unet_steps), 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--unet-steps", type=int, default=20, help="U-Net steps timed")
+    ap.add_argument("--settings", default=",".join(SETTINGS),
+                    help=f"comma-separated, from: {', '.join(SETTINGS)}")
+    ap.add_argument("--out", default=str(HERE / "code_paths.csv"))
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.steps, a.unet_steps)))
+        return
+    names = [n.strip() for n in a.settings.split(",") if n.strip()]
+    bad = sorted(set(names) - set(SETTINGS))
+    if bad or not names:
+        ap.error(f"--settings: unknown {', '.join(bad) or '(none given)'}; valid settings: "
+                 f"{', '.join(SETTINGS)}")
+    rows, first = [], {}
+    for name in names:
+        env = SETTINGS[name]
+        full = {**{k: v for k, v in os.environ.items()
+                   if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_NUM_THREADS",
+                                "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "NO_ONEDNN")}, **env}
+        out = subprocess.run([sys.executable, __file__, "--child", "--steps", str(a.steps),
+                              "--unet-steps", str(a.unet_steps)],
+                             env=full, capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(f"code_paths: setting {name!r} failed:\n{out.stderr[-2000:]}")
+        r = {"setting": name, "environment": " ".join(f"{k}={v}" for k, v in env.items()),
+             **json.loads(out.stdout.strip().splitlines()[-1])}
+        r["same_weights_as"] = first.setdefault(r["weights_sha"], name)
+        rows.append(r)
+        print(*(r[c] for c in COLUMNS), sep="  ", flush=True)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    tmp = Path(a.out).with_suffix(".tmp")
+    tmp.write_text(buf.getvalue())
+    tmp.replace(a.out)
+
+
+if __name__ == "__main__":
+    main()
