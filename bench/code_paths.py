@@ -11,7 +11,7 @@ kernels (``ATEN_CPU_CAPABILITY``: AVX-512 where the CPU has it, else AVX2), oneD
 fixes a branch). Each setting below trains the same small transformer (``sine``, default size,
 ``--steps`` steps, one thread) and draws 500 motions in a fresh child process with the named
 environment, and records a hash of its weights and of its samples, and the time of a training
-step of the transformer and of the default U-Net (the cost of the setting). A setting whose hash differs
+step of the transformer and of the default U-Net on ``cone`` (the cost of the setting). A setting whose hash differs
 from ``native`` is a code path that another CPU would take and that changes the result.
 
 ``portable`` pins every choice: ATen to AVX2, MKL to its ``COMPATIBLE`` branch (Intel's branch
@@ -36,6 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # paper_lib from this checkout, installed or not
+sys.path.insert(0, str(HERE))          # benchmark.py beside this script
 COLUMNS = ["setting", "environment", "cpu_capability", "weights_sha", "samples_sha",
            "transformer_ms_per_step", "unet_ms_per_step", "same_weights_as"]
 PORTABLE = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_NUM_THREADS": "1",
@@ -52,28 +53,12 @@ SETTINGS = {
 }
 
 
-def _unet_ms_per_step(P, steps: int = 20) -> float:
-    """Wall time of one default U-Net training step (one thread, random data of T 64 × C 2), ms."""
-    import copy
+def _unet_ms_per_step(P, steps: int) -> float:
+    """Wall time of one default U-Net training step on one thread, ms (``benchmark.py``'s
+    single-thread rate: batches of ``cone`` trajectories)."""
+    from benchmark import _single_thread_rate
 
-    import torch
-
-    from paper_lib import models
-    from paper_lib.models import train
-    from paper_lib.models.diffusion import make_schedule
-
-    torch.set_num_threads(1)   # as make figures trains
-    spec = models.make_spec("diffusion-unet", P)
-    net = train.build(spec, 64, 2)
-    ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=spec.lr)
-    data, gen = torch.randn(1024, 64, 2), torch.Generator().manual_seed(0)
-    sched = make_schedule(spec)
-    train.train_step(net, ema, opt, data, gen, spec, sched, 0)   # warm-up
-    t0 = time.perf_counter()
-    for step in range(1, steps + 1):
-        train.train_step(net, ema, opt, data, gen, spec, sched, step)
-    return 1e3 * (time.perf_counter() - t0) / steps
+    return 1e3 * P.batch_size / _single_thread_rate(P, steps, warmup=1)
 
 
 def child(steps: int, unet_steps: int) -> dict:
