@@ -11,8 +11,9 @@ kernels (``ATEN_CPU_CAPABILITY``: AVX-512 where the CPU has it, else AVX2), oneD
 fixes a branch). Each setting below trains the same small transformer (``sine``, default size,
 ``--steps`` steps, one thread) and draws 500 motions in a fresh child process with the named
 environment, and records a hash of its weights and of its samples, and the time of a training
-step of the transformer and of the default U-Net on ``cone`` (the cost of the setting). A setting whose hash differs
-from ``native`` is a code path that another CPU would take and that changes the result.
+step of the transformer and of the default U-Net on ``cone`` (the cost of the setting). A
+setting whose hash differs from ``native`` is a code path that another CPU would take and that
+changes the result.
 
 ``portable`` pins every choice: ATen to AVX2, MKL to its ``COMPATIBLE`` branch (Intel's branch
 for identical results on Intel and other vendors' CPUs) on one MKL thread (its ``COMPATIBLE``
@@ -31,12 +32,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # paper_lib from this checkout, installed or not
 sys.path.insert(0, str(HERE))          # benchmark.py beside this script
+from paper_lib.cache import atomic_write_bytes  # noqa: E402
 COLUMNS = ["setting", "environment", "cpu_capability", "weights_sha", "samples_sha",
            "transformer_ms_per_step", "unet_ms_per_step", "same_weights_as"]
 PORTABLE = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_NUM_THREADS": "1",
@@ -51,6 +52,7 @@ SETTINGS = {
     "portable-onednn-sse41": {**PORTABLE, "ONEDNN_MAX_CPU_ISA": "SSE41"},
     "portable-1-thread": {**PORTABLE, "OMP_NUM_THREADS": "1"},
 }
+_SET_HERE = {k for env in SETTINGS.values() for k in env}   # taken from no outer environment
 
 
 def _unet_ms_per_step(P, steps: int) -> float:
@@ -107,9 +109,7 @@ def main() -> None:
     rows, first = [], {}
     for name in names:
         env = SETTINGS[name]
-        full = {**{k: v for k, v in os.environ.items()
-                   if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_NUM_THREADS",
-                                "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "NO_ONEDNN")}, **env}
+        full = {**{k: v for k, v in os.environ.items() if k not in _SET_HERE}, **env}
         out = subprocess.run([sys.executable, __file__, "--child", "--steps", str(a.steps),
                               "--unet-steps", str(a.unet_steps)],
                              env=full, capture_output=True, text=True)
@@ -124,9 +124,7 @@ def main() -> None:
     w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    tmp = Path(a.out).with_suffix(".tmp")
-    tmp.write_text(buf.getvalue())
-    tmp.replace(a.out)
+    atomic_write_bytes(Path(a.out), buf.getvalue().encode())
 
 
 if __name__ == "__main__":

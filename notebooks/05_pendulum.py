@@ -205,13 +205,15 @@ draws = [(step, "snapshot", drift.samples(main, P.n_samples, seed=0, snapshot=st
 draws += [(P.train_steps, "own run", gen["diffusion-unet", 0])]
 draws += [(step, "own run", drift.samples(job(), P.n_samples)[0]) for step, job in long_jobs.items()]
 passed = [TASK.checks(X) for _, _, X in draws]   # each check's verdict per motion, per draw
+# plausible = every check passes (as TASK.is_plausible, without running the checks again)
+plausible = [np.logical_and.reduce(list(ok.values())) for ok in passed]
 compute = pd.DataFrame([{"steps": step, "training": how, **{c: v.mean() for c, v in ok.items()},
-                         "plausible": np.logical_and.reduce(list(ok.values())).mean()}
-                        for (step, how, _), ok in zip(draws, passed)])
+                         "plausible": all_ok.mean()}
+                        for (step, how, _), ok, all_ok in zip(draws, passed, plausible)])
 print(compute.round(3).to_string(index=False))
 drift.update_plausibility(pd.DataFrame([drift.plausibility_row(
-    TASK, X, P, "diffusion-unet", step, how, plausible=np.logical_and.reduce(list(ok.values())))
-    for (step, how, X), ok in zip(draws, passed)]))
+    TASK, X, P, "diffusion-unet", step, how, plausible=all_ok)
+    for (step, how, X), all_ok in zip(draws, plausible)]))
 # the energy check reads the angles with atan2, so projecting the sin/cos pairs onto the unit
 # circle (below) leaves it as it is: its pass rate is the one that projection cannot lift
 last = compute.iloc[-1]

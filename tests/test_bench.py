@@ -198,8 +198,8 @@ def test_code_paths_pinned_setting_ignores_a_perturbed_isa(tmp_path):
 
     out = tmp_path / "paths.csv"
     subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--steps", "2",
-                    "--unet-steps", "1", "--settings", "portable,portable-onednn-sse41", "--out", str(out)],
-                   check=True, capture_output=True)
+                    "--unet-steps", "1", "--settings", "portable,portable-onednn-sse41",
+                    "--out", str(out)], check=True, capture_output=True)
     df = pd.read_csv(out)
     assert list(df.setting) == ["portable", "portable-onednn-sse41"]
     assert df.weights_sha.nunique() == 1 and df.samples_sha.nunique() == 1
