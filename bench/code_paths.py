@@ -26,8 +26,6 @@ train the same transformer bit for bit. Results go to ``--out`` (written atomica
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import subprocess
@@ -37,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # paper_lib from this checkout, installed or not
 sys.path.insert(0, str(HERE))          # benchmark.py beside this script
-from paper_lib.cache import atomic_write_bytes  # noqa: E402
+from paper_lib.cache import atomic_write_csv  # noqa: E402
 COLUMNS = ["setting", "environment", "cpu_capability", "weights_sha", "samples_sha",
            "transformer_ms_per_step", "unet_ms_per_step", "same_weights_as"]
 PORTABLE = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_NUM_THREADS": "1",
@@ -120,11 +118,7 @@ def main() -> None:
         r["same_weights_as"] = first.setdefault(r["weights_sha"], name)
         rows.append(r)
         print(*(r[c] for c in COLUMNS), sep="  ", flush=True)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(Path(a.out), buf.getvalue().encode())
+    atomic_write_csv(Path(a.out), COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ independent of n). Targets: 10⁶ in <= 180 s with
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import resource
@@ -104,13 +102,9 @@ def main(argv=None) -> int:
                 return p.returncode
             rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
             print(", ".join(f"{k} {v}" for k, v in rows[-1].items()), flush=True)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    from paper_lib.cache import atomic_write_bytes
+    from paper_lib.cache import atomic_write_csv
 
-    atomic_write_bytes(Path(args.out), buf.getvalue().encode())
+    atomic_write_csv(Path(args.out), COLUMNS, rows)
     print(f"wrote {args.out}")
     return 0
 

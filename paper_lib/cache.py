@@ -9,8 +9,10 @@ rebuilt.
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -19,7 +21,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["cache_dir", "spec_key", "memo", "load", "store", "atomic_write_bytes", "entry_paths",
+__all__ = ["cache_dir", "spec_key", "memo", "load", "store", "atomic_write_bytes",
+           "atomic_write_csv", "entry_paths",
            "locked", "fingerprint", "CacheCorruptWarning"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +83,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """Write ``rows`` (dicts keyed by ``columns``) as a CSV table with a header, atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def store(kind: str, spec: Any, obj: Any) -> None:

@@ -53,6 +53,15 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert target.read_bytes() == b"ok" and (target.stat().st_mode & 0o777) == 0o644
 
 
+def test_atomic_write_csv_header_rows_and_a_bad_row(tmp_path):
+    target = tmp_path / "t.csv"
+    cache.atomic_write_csv(target, ["a", "b"], [{"a": 1, "b": "x,y"}, {"a": 2, "b": 3.5}])
+    assert target.read_text() == 'a,b\n1,"x,y"\n2,3.5\n'
+    with pytest.raises(ValueError, match="zz"):   # a key outside the columns: nothing written
+        cache.atomic_write_csv(target, ["a", "b"], [{"a": 1, "zz": 2}])
+    assert target.read_text().startswith("a,b\n1,") and len(list(tmp_path.iterdir())) == 1
+
+
 def _build_slowly(root, marker):
     import os
     import time
