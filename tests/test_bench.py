@@ -5,7 +5,6 @@ import importlib.util
 import math
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -208,3 +207,38 @@ def test_code_paths_pinned_setting_ignores_a_perturbed_isa(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--settings",
                           "portabel"], capture_output=True, text=True)
     assert bad.returncode == 2 and "valid settings" in bad.stderr
+
+
+def test_training_chaos_lockstep_and_the_key_bias():
+    """bench/training_chaos.py at 3 steps: two copies on the same data stay bit-identical (the
+    control), a one-rounding-step nudge of half the data separates them, and holding the key bias
+    at zero keeps it exactly zero. The premise of that variant: a key bias does not change the
+    transformer's output (softmax ignores a constant added to a row of scores)."""
+    import training_chaos as chaos
+
+    tiny = TINY.with_(train_steps=3)
+    data = torch.linspace(-1, 1, 64).reshape(2, 32, 1)
+    moved = chaos.nudged(data)
+    assert (moved != data).sum() == 32 and torch.allclose(moved, data, rtol=2.4e-7, atol=0)
+    same = chaos.lockstep("transformer", "sine", tiny, steps=3, every=1, nudge=False)
+    assert [r["step"] for r in same] == [1, 2, 3]
+    assert all(float(r["weights_rel"]) == 0 and float(r["outputs_rel"]) == 0 for r in same)
+    apart = chaos.lockstep("transformer", "sine", tiny, steps=3, every=3)
+    assert float(apart[-1]["weights_rel"]) > 0 and list(apart[-1]) == chaos.COLUMNS
+
+    net = build(make_spec("transformer", TINY), 16, 2).eval()
+    x = torch.randn(4, 15, 2)
+    before = net(x)[0]
+    with torch.no_grad():
+        d = net.blocks[0].qkv.bias.shape[0] // 3
+        for block in net.blocks:
+            block.qkv.bias[d:2 * d] += torch.randn(d)
+    assert torch.allclose(net(x)[0], before, atol=1e-5)
+    chaos.hold_key_bias_at_zero(net)
+    net.train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    for _ in range(2):
+        opt.zero_grad()
+        net.loss(torch.randn(4, 16, 2), None).backward()
+        opt.step()
+    assert all((b.qkv.bias[d:2 * d] == 0).all() for b in net.blocks)

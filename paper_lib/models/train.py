@@ -186,20 +186,27 @@ def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after, 
         torch.set_num_threads(threads)
 
 
-def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after,
-                q=None) -> dict:
-    T, C = X.shape[1:]
-    data = torch.as_tensor(task.to_model(X), device=device)
-    cond = torch.as_tensor(scaled_quantity(task, q), device=device) if spec.q_condition else None
+def initial_state(spec: ModelSpec, data: torch.Tensor, seed: int, device) -> tuple:
+    """What a training run starts from: ``(net, ema, opt, gen, sched)``, the freshly initialised
+    network (weights from ``seed``), its EMA copy, AdamW, the batch generator and the diffusion
+    schedule (None for the other kinds). ``data``: the training set in model units, (n, T, C)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init", spec.kind))
-        net = build(spec, T, C).to(device)
+        net = build(spec, *data.shape[1:]).to(device)
     if hasattr(net, "set_range"):   # a reference DDPM maps the data into its own range
         net.set_range(data)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     gen = torch.Generator().manual_seed(derive_seed(seed, "train", spec.kind))
     sched = make_schedule(spec) if spec.is_diffusion else None
+    return net, ema, opt, gen, sched
+
+
+def _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after,
+                q=None) -> dict:
+    data = torch.as_tensor(task.to_model(X), device=device)
+    cond = torch.as_tensor(scaled_quantity(task, q), device=device) if spec.q_condition else None
+    net, ema, opt, gen, sched = initial_state(spec, data, seed, device)
     step, losses, snaps, seconds = 0, [], {}, 0.0
     ck = _load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if ck is not None:
