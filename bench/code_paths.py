@@ -2,7 +2,7 @@
 "Across CPU families" section.
 
     .venv/bin/python bench/code_paths.py [--steps 60] [--settings native,portable,...] \
-        [--out bench/code_paths.csv]
+        [--cpus host,Haswell-v4,EPYC-Rome-v2] [--out bench/code_paths.csv]
 
 The transformer's training amplifies any change in the last bits of its arithmetic (README,
 Reproducibility), and three libraries pick their kernels by the CPU they run on: ATen's vectorised
@@ -21,13 +21,28 @@ branch otherwise rounds differently with 1 and 2 threads), and oneDNN switched o
 (``torch.backends.mkldnn``). The settings after it perturb it as a different CPU would; their
 hashes equal to ``portable``'s show that the perturbation no longer reaches the result. Run the
 script on two machines and compare the ``portable`` rows: equal hashes mean the two machines
-train the same transformer bit for bit. Results go to ``--out`` (written atomically).
+train the same transformer bit for bit. ``portable-avx2`` is the cheaper candidate: MKL on its
+AVX2 branch in strict mode (``MKL_CBWR=AVX2,STRICT``: the same bits on one thread and two, at
+native speed), ATen at AVX2, oneDNN off; the emulated check below finds it not vendor-neutral.
+
+``--cpus host,Haswell-v4,EPYC-Rome-v2`` runs every setting on this machine and again on each
+named CPU model emulated by QEMU's user mode (``qemu-x86_64 -cpu MODEL``, Debian package
+``qemu-user``). MKL and oneDNN choose their kernels from what CPUID says (vendor, model, cache
+sizes), and QEMU answers CPUID for the named model, so an emulated Intel CPU against an emulated
+AMD CPU checks the libraries' vendor dispatch without a second machine. Compare emulated rows
+with each other, not with ``host``: ``torch.sqrt`` (computed by MKL's vector math, which AdamW
+uses) comes out one unit in the last place apart under QEMU 7.2 and on the real CPU for about
+one value in eight, even on MKL's ``COMPATIBLE`` branch, so no emulated training matches a real
+one bit for bit. Emulation is several hundred times slower
+(use ``--steps 2``: any differing bit changes a hash), its step times are left empty, and QEMU
+7.2 has no AVX-512. Results go to ``--out`` (written atomically).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,10 +51,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # paper_lib from this checkout, installed or not
 sys.path.insert(0, str(HERE))          # benchmark.py beside this script
 from paper_lib.cache import atomic_write_csv  # noqa: E402
-COLUMNS = ["setting", "environment", "cpu_capability", "weights_sha", "samples_sha",
+COLUMNS = ["setting", "cpu", "environment", "cpu_capability", "weights_sha", "samples_sha",
            "transformer_ms_per_step", "unet_ms_per_step", "same_weights_as"]
 PORTABLE = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_NUM_THREADS": "1",
             "NO_ONEDNN": "1"}
+PORTABLE_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "NO_ONEDNN": "1"}
 SETTINGS = {
     "native": {},
     "native-1-thread": {"OMP_NUM_THREADS": "1"},
@@ -49,7 +65,11 @@ SETTINGS = {
     "portable": PORTABLE,
     "portable-onednn-sse41": {**PORTABLE, "ONEDNN_MAX_CPU_ISA": "SSE41"},
     "portable-1-thread": {**PORTABLE, "OMP_NUM_THREADS": "1"},
+    "portable-avx2": PORTABLE_AVX2,
+    "portable-avx2-onednn-sse41": {**PORTABLE_AVX2, "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "portable-avx2-1-thread": {**PORTABLE_AVX2, "OMP_NUM_THREADS": "1"},
 }
+QEMU = "qemu-x86_64"
 _SET_HERE = {k for env in SETTINGS.values() for k in env}   # taken from no outer environment
 
 
@@ -84,7 +104,30 @@ def child(steps: int, unet_steps: int) -> dict:
             "weights_sha": hashlib.sha256(w.numpy().tobytes()).hexdigest()[:16],
             "samples_sha": hashlib.sha256(X.tobytes()).hexdigest()[:16],
             "transformer_ms_per_step": round(1e3 * trained.train_seconds / steps, 1),
-            "unet_ms_per_step": round(_unet_ms_per_step(P, unet_steps), 1)}
+            "unet_ms_per_step": round(_unet_ms_per_step(P, unet_steps), 1) if unet_steps else ""}
+
+
+def _label(setting: str, cpu: str) -> str:
+    return setting if cpu == "host" else f"{setting} on {cpu}"
+
+
+def _run(name: str, cpu: str, steps: int, unet_steps: int) -> dict:
+    """One row: the child for setting ``name`` on ``cpu`` ("host" or a QEMU CPU model)."""
+    env = SETTINGS[name]
+    full = {**{k: v for k, v in os.environ.items() if k not in _SET_HERE}, **env}
+    cmd = [sys.executable, __file__, "--child", "--steps", str(steps),
+           "--unet-steps", str(unet_steps)]
+    if cpu != "host":
+        cmd = [QEMU, "-cpu", cpu, *cmd]
+    out = subprocess.run(cmd, env=full, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"code_paths: setting {name!r} on {cpu} failed:\n{out.stderr[-2000:]}")
+    r = {"setting": name, "cpu": cpu,
+         "environment": " ".join(f"{k}={v}" for k, v in env.items()),
+         **json.loads(out.stdout.strip().splitlines()[-1])}
+    if cpu != "host":   # emulated: times say nothing about a real CPU
+        r["transformer_ms_per_step"] = ""
+    return r
 
 
 def main() -> None:
@@ -93,6 +136,8 @@ def main() -> None:
     ap.add_argument("--unet-steps", type=int, default=20, help="U-Net steps timed")
     ap.add_argument("--settings", default=",".join(SETTINGS),
                     help=f"comma-separated, from: {', '.join(SETTINGS)}")
+    ap.add_argument("--cpus", default="host",
+                    help="comma-separated: host and/or QEMU CPU models (qemu-x86_64 -cpu help)")
     ap.add_argument("--out", default=str(HERE / "code_paths.csv"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -104,18 +149,13 @@ def main() -> None:
     if bad or not names:
         ap.error(f"--settings: unknown {', '.join(bad) or '(none given)'}; valid settings: "
                  f"{', '.join(SETTINGS)}")
+    cpus = [c.strip() for c in a.cpus.split(",") if c.strip()] or ["host"]
+    if set(cpus) != {"host"} and shutil.which(QEMU) is None:
+        ap.error(f"--cpus {a.cpus}: emulating a CPU needs {QEMU} (Debian package qemu-user)")
     rows, first = [], {}
-    for name in names:
-        env = SETTINGS[name]
-        full = {**{k: v for k, v in os.environ.items() if k not in _SET_HERE}, **env}
-        out = subprocess.run([sys.executable, __file__, "--child", "--steps", str(a.steps),
-                              "--unet-steps", str(a.unet_steps)],
-                             env=full, capture_output=True, text=True)
-        if out.returncode:
-            sys.exit(f"code_paths: setting {name!r} failed:\n{out.stderr[-2000:]}")
-        r = {"setting": name, "environment": " ".join(f"{k}={v}" for k, v in env.items()),
-             **json.loads(out.stdout.strip().splitlines()[-1])}
-        r["same_weights_as"] = first.setdefault(r["weights_sha"], name)
+    for cpu, name in ((c, n) for c in cpus for n in names):
+        r = _run(name, cpu, a.steps, a.unet_steps if cpu == "host" else 0)
+        r["same_weights_as"] = first.setdefault(r["weights_sha"], _label(name, cpu))
         rows.append(r)
         print(*(r[c] for c in COLUMNS), sep="  ", flush=True)
     atomic_write_csv(Path(a.out), COLUMNS, rows)

@@ -3,6 +3,7 @@ table and targets, the parameter matching of the reference U-Nets (skipped when 
 extra is not installed), and the notebook timing wrapper used by the Makefile."""
 import importlib.util
 import math
+import os
 import sys
 
 import pandas as pd
@@ -191,22 +192,33 @@ def test_runnb_executes_and_records(tmp_path, monkeypatch):
 
 
 def test_code_paths_pinned_setting_ignores_a_perturbed_isa(tmp_path):
-    """bench/code_paths.py at 2 steps: the pinned setting gives the same weights and samples when
-    oneDNN is limited to SSE4.1 (as on another CPU), and the table has its columns."""
+    """bench/code_paths.py at 2 steps: each pinned setting gives the same weights and samples when
+    oneDNN is limited to SSE4.1 (as on another CPU) or, for ``portable-avx2``, on one thread
+    instead of two; the table has its columns."""
     import subprocess
 
     out = tmp_path / "paths.csv"
+    pinned = {"portable": ["portable", "portable-onednn-sse41"],
+              "portable-avx2": ["portable-avx2", "portable-avx2-onednn-sse41",
+                                "portable-avx2-1-thread"]}
     subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--steps", "2",
-                    "--unet-steps", "1", "--settings", "portable,portable-onednn-sse41",
+                    "--unet-steps", "1", "--settings", ",".join(sum(pinned.values(), [])),
                     "--out", str(out)], check=True, capture_output=True)
     df = pd.read_csv(out)
-    assert list(df.setting) == ["portable", "portable-onednn-sse41"]
-    assert df.weights_sha.nunique() == 1 and df.samples_sha.nunique() == 1
-    assert (df.same_weights_as == "portable").all()
+    assert list(df.setting) == sum(pinned.values(), []) and (df.cpu == "host").all()
+    for first, group in pinned.items():
+        rows = df[df.setting.isin(group)]
+        assert rows.weights_sha.nunique() == 1 and rows.samples_sha.nunique() == 1
+        assert (rows.same_weights_as == first).all()
+    assert df.weights_sha.nunique() == 2
     assert (df.transformer_ms_per_step > 0).all() and (df.unet_ms_per_step > 0).all()
     bad = subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--settings",
                           "portabel"], capture_output=True, text=True)
     assert bad.returncode == 2 and "valid settings" in bad.stderr
+    no_qemu = subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--cpus",
+                              "host,Haswell-v4"], capture_output=True, text=True,
+                             env={**os.environ, "PATH": str(tmp_path)})
+    assert no_qemu.returncode == 2 and "qemu-user" in no_qemu.stderr
 
 
 def test_training_chaos_lockstep_and_the_key_bias():
