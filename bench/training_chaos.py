@@ -21,6 +21,8 @@ and the first copy's loss. Runs:
   rounding, which AdamW divides by its own square root and so turns into steps of size ≈ lr.
   Holding it at zero removes that one amplifier without changing what the network can express;
 - ``transformer-lr-5e-4`` on ``sine``: a quarter of the default learning rate;
+- ``transformer-float64`` on ``sine``: weights, data and arithmetic in float64, the nudge one
+  float64 rounding step (relative ≈ 1e-16);
 - ``diffusion-unet`` on ``sine`` and ``cone``, for contrast.
 
 Training runs on one thread, as in ``paper_lib.models.fit``. Results go to ``--out`` (written
@@ -45,15 +47,16 @@ from paper_lib.models.train import initial_state, train_step  # noqa: E402
 
 COLUMNS = ["model", "task", "step", "weights_rel", "outputs_rel", "top_tensor", "top_rel", "loss"]
 RUNS = [("transformer", "sine"), ("transformer", "cone"), ("transformer-no-key-bias", "sine"),
-        ("transformer-lr-5e-4", "sine"), ("diffusion-unet", "sine"), ("diffusion-unet", "cone")]
+        ("transformer-lr-5e-4", "sine"), ("transformer-float64", "sine"),
+        ("diffusion-unet", "sine"), ("diffusion-unet", "cone")]
 CHANGES = {"transformer-lr-5e-4": {"lr": 5e-4}}   # spec fields a run changes
 
 
 def nudged(data: torch.Tensor) -> torch.Tensor:
-    """``data`` (float32) with every second entry moved up by one rounding step."""
+    """``data`` with every second entry moved up by one rounding step of its dtype."""
     out = data.clone()
     flat = out.view(-1)
-    flat[::2] = torch.nextafter(flat[::2], torch.tensor(float("inf")))
+    flat[::2] = torch.nextafter(flat[::2], torch.tensor(float("inf"), dtype=flat.dtype))
     return out
 
 
@@ -88,16 +91,19 @@ def lockstep(model: str, task_name: str, profile, steps: int, every: int,
              nudge: bool = True) -> list[dict]:
     """Rows of one run (see the module docstring); ``nudge=False``: both copies see the same
     data (the control: their distances stay exactly 0)."""
-    kind = model.split("-no-key-bias")[0].split("-lr-")[0]
+    kind = model.split("-no-key-bias")[0].split("-lr-")[0].split("-float64")[0]
     task = drift.task_for(task_name, profile)
     data = torch.as_tensor(task.to_model(make_dataset(task, profile.n_train, seed=0).X))
+    if model.endswith("-float64"):
+        data = data.double()
     spec = replace(make_spec(kind, profile), **CHANGES.get(model, {}))
     copies = [initial_state(spec, x, seed=0, device="cpu") + (x,)
               for x in (data, nudged(data) if nudge else data)]
-    if model.endswith("-no-key-bias"):
-        for net, ema, *_ in copies:
+    for net, ema, *_ in copies:
+        if model.endswith("-no-key-bias"):
             hold_key_bias_at_zero(net)
-            ema.load_state_dict(net.state_dict())
+        net.to(data.dtype)   # in place: the optimiser keeps the same parameters
+        ema.to(data.dtype).load_state_dict(net.state_dict())
     probe, rows = data[:256], []
     for step in range(steps):
         losses = [train_step(net, ema, opt, x, gen, spec, sched, step)
