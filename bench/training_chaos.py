@@ -46,10 +46,15 @@ from paper_lib.models.diffusion import noise_to  # noqa: E402
 from paper_lib.models.train import initial_state, train_step  # noqa: E402
 
 COLUMNS = ["model", "task", "step", "weights_rel", "outputs_rel", "top_tensor", "top_rel", "loss"]
+# model name -> (model class, spec fields changed, dtype, key bias held at zero)
+MODELS = {"transformer": ("transformer", {}, torch.float32, False),
+          "transformer-no-key-bias": ("transformer", {}, torch.float32, True),
+          "transformer-lr-5e-4": ("transformer", {"lr": 5e-4}, torch.float32, False),
+          "transformer-float64": ("transformer", {}, torch.float64, False),
+          "diffusion-unet": ("diffusion-unet", {}, torch.float32, False)}
 RUNS = [("transformer", "sine"), ("transformer", "cone"), ("transformer-no-key-bias", "sine"),
         ("transformer-lr-5e-4", "sine"), ("transformer-float64", "sine"),
         ("diffusion-unet", "sine"), ("diffusion-unet", "cone")]
-CHANGES = {"transformer-lr-5e-4": {"lr": 5e-4}}   # spec fields a run changes
 
 
 def nudged(data: torch.Tensor) -> torch.Tensor:
@@ -91,16 +96,15 @@ def lockstep(model: str, task_name: str, profile, steps: int, every: int,
              nudge: bool = True) -> list[dict]:
     """Rows of one run (see the module docstring); ``nudge=False``: both copies see the same
     data (the control: their distances stay exactly 0)."""
-    kind = model.split("-no-key-bias")[0].split("-lr-")[0].split("-float64")[0]
+    kind, changes, dtype, hold_key_bias = MODELS[model]
     task = drift.task_for(task_name, profile)
-    data = torch.as_tensor(task.to_model(make_dataset(task, profile.n_train, seed=0).X))
-    if model.endswith("-float64"):
-        data = data.double()
-    spec = replace(make_spec(kind, profile), **CHANGES.get(model, {}))
+    X = make_dataset(task, profile.n_train, seed=0).X
+    data = torch.as_tensor(task.to_model(X), dtype=dtype)
+    spec = replace(make_spec(kind, profile), **changes)
     copies = [initial_state(spec, x, seed=0, device="cpu") + (x,)
               for x in (data, nudged(data) if nudge else data)]
     for net, ema, *_ in copies:
-        if model.endswith("-no-key-bias"):
+        if hold_key_bias:
             hold_key_bias_at_zero(net)
         net.to(data.dtype)   # in place: the optimiser keeps the same parameters
         ema.to(data.dtype).load_state_dict(net.state_dict())
