@@ -1,6 +1,6 @@
 """Where a last-bit difference is amplified: two copies of a model trained in lockstep, one of
-them on a training set moved by one float32 rounding step. The check behind the README's
-"Where the transformer's rows move" paragraph.
+them on a training set moved by one rounding step. The check behind the README's "Where in
+training it happens" paragraph (Reproducibility).
 
     .venv/bin/python bench/training_chaos.py [--steps 600] [--every 25] \
         [--out bench/training_chaos.csv]
