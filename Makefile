@@ -5,6 +5,9 @@
 #   make bench     timing benchmark against reference U-Nets (BENCH_ARGS=--quick: seconds), and
 #                  the drift check's time and memory at 10^4..10^6 trajectories (bench/drift_scale.py;
 #                  DRIFT_SCALE_ARGS="--sizes 10000" for a quick run)
+#   make figures ARITHMETIC=portable   the same, with the transformer trained and sampled in
+#                  arithmetic that gives the same bits on Intel and AMD CPUs (paper_lib/arithmetic.py;
+#                  slower, cached apart)
 # Both create .venv on first use. Each notebook trains its models one per core by itself
 # (paper_lib.parallel), so `make figures` keeps 2 cores busy without -j.
 SHELL := /bin/bash
@@ -21,6 +24,10 @@ DEFAULT_NB := $(NAMES:%=build/default/%.ipynb)
 SMOKE_NB := $(NAMES:%=build/smoke/%.ipynb)
 export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 2
+# ARITHMETIC: native (default) or portable; paper_lib.runnb starts each notebook with its variables
+ifdef ARITHMETIC
+export PAPER_LIB_ARITHMETIC := $(ARITHMETIC)
+endif
 
 .PHONY: all figures test pytest smoke nbval book booktest lab bench clean distclean setup
 .DELETE_ON_ERROR:

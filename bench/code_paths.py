@@ -50,11 +50,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # paper_lib from this checkout, installed or not
 sys.path.insert(0, str(HERE))          # benchmark.py beside this script
+from paper_lib.arithmetic import TORCH_PINS  # noqa: E402
 from paper_lib.cache import atomic_write_csv  # noqa: E402
 COLUMNS = ["setting", "cpu", "environment", "cpu_capability", "weights_sha", "samples_sha",
            "transformer_ms_per_step", "unet_ms_per_step", "same_weights_as"]
-PORTABLE = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_NUM_THREADS": "1",
-            "NO_ONEDNN": "1"}
+# the torch part of the library's portable mode (paper_lib.arithmetic; its numpy pins give this
+# VM's native bits), with oneDNN off for the U-Net's timing too
+PORTABLE = {**TORCH_PINS, "NO_ONEDNN": "1"}
 PORTABLE_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "NO_ONEDNN": "1"}
 SETTINGS = {
     "native": {},
@@ -70,7 +72,8 @@ SETTINGS = {
     "portable-avx2-1-thread": {**PORTABLE_AVX2, "OMP_NUM_THREADS": "1"},
 }
 QEMU = "qemu-x86_64"
-_SET_HERE = {k for env in SETTINGS.values() for k in env}   # taken from no outer environment
+# taken from no outer environment (nor the library's mode: each setting names its own variables)
+_SET_HERE = {k for env in SETTINGS.values() for k in env} | {"PAPER_LIB_ARITHMETIC"}
 
 
 def _unet_ms_per_step(P, steps: int) -> float:

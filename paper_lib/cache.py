@@ -21,6 +21,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from . import arithmetic
+
 __all__ = ["cache_dir", "spec_key", "memo", "load", "store", "atomic_write_bytes",
            "atomic_write_csv", "entry_paths",
            "locked", "fingerprint", "CacheCorruptWarning"]
@@ -34,9 +36,16 @@ class CacheCorruptWarning(UserWarning):
     """A cache entry existed but could not be trusted; it is rebuilt."""
 
 
-def cache_dir() -> Path:
-    """The cache root: ``$PAPER_LIB_CACHE`` or ``<repo>/.cache/paper_lib``."""
+def cache_root() -> Path:
+    """``$PAPER_LIB_CACHE`` or ``<repo>/.cache/paper_lib``."""
     return Path(os.environ.get("PAPER_LIB_CACHE", ROOT / ".cache" / "paper_lib"))
+
+
+def cache_dir() -> Path:
+    """Where entries go: the cache root, or its ``portable/`` folder under the portable arithmetic
+    mode (:mod:`paper_lib.arithmetic`), whose results differ from native ones in the last bits."""
+    name = arithmetic.mode()
+    return cache_root() if name == "native" else cache_root() / name
 
 
 def _jsonable(obj: Any) -> Any:

@@ -47,10 +47,12 @@ def workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _call(job: Callable, cache_dir: str) -> None:
-    """Run one job in a worker: the submitting process's cache, deterministic algorithms and one
-    torch thread, as in a notebook's own training."""
-    os.environ["PAPER_LIB_CACHE"] = cache_dir
+def _call(job: Callable, cache_root: str, arithmetic: str) -> None:
+    """Run one job in a worker: the submitting process's cache and arithmetic mode (whose
+    variables a worker elsewhere must have been started with: the job checks), deterministic
+    algorithms and one torch thread, as in a notebook's own training."""
+    os.environ["PAPER_LIB_CACHE"] = cache_root
+    os.environ["PAPER_LIB_ARITHMETIC"] = arithmetic
     from . import seeding
 
     seeding.seed_everything(0)
@@ -110,7 +112,8 @@ def run_all(jobs: list[Callable[[], object]], n_workers: int | None = None,
     just loads them, and only the others are submitted (starting a worker costs seconds). On the
     local pool, with one worker or one job left, everything runs here. A failing job raises here
     once the others have finished."""
-    from .cache import cache_dir
+    from .arithmetic import mode as arithmetic_mode
+    from .cache import cache_root
     from .models.train import NotCached, cache_only
 
     missing = []
@@ -123,9 +126,9 @@ def run_all(jobs: list[Callable[[], object]], n_workers: int | None = None,
     if not missing:
         return
     executor = executor if executor is not None else executor_from_env()
-    folder = str(cache_dir().resolve())
+    folder, mode = str(cache_root().resolve()), arithmetic_mode()
     if executor is not None:
-        _wait([executor.submit(_call, job, folder) for job in missing])
+        _wait([executor.submit(_call, job, folder, mode) for job in missing])
         return
     n = min(n_workers or workers(), len(missing))
     if n <= 1:
@@ -133,7 +136,7 @@ def run_all(jobs: list[Callable[[], object]], n_workers: int | None = None,
             job()
         return
     with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as ex:
-        _wait([ex.submit(_call, job, folder) for job in missing])
+        _wait([ex.submit(_call, job, folder, mode) for job in missing])
 
 
 def _wait(futures: list) -> None:

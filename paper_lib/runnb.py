@@ -7,7 +7,8 @@ command lines, and times it:
 0. the parameters are checked before any kernel starts: every ``-p NAME`` must be assigned in the
    notebook's cell tagged ``parameters`` (``profil`` for ``profile`` is refused, listing the valid
    names) and a ``profile`` must be one of ``paper_lib.profiles.PROFILES``; a bad one is one line
-   on stderr, exit status 2, and nothing is written;
+   on stderr, exit status 2, and nothing is written; so is an unknown ``$PAPER_LIB_ARITHMETIC``
+   (``paper_lib.arithmetic``), whose mode's variables the kernel is started with;
 1. the percent script is converted to ``OUT_DIR/NAME.src.ipynb`` (jupytext, in this process);
 2. papermill executes it in a child process (``-k python3``, working directory ``--cwd``,
    default the script's folder) into ``OUT_DIR/NAME.tmp.ipynb``, with every ``-p NAME VALUE``
@@ -55,6 +56,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import arithmetic
+
 __all__ = ["run_notebook", "append_timing", "read_timings", "notebook_parameters",
            "check_parameters", "cache_warnings", "BadParameter", "Interrupted", "TIMING_COLUMNS",
            "main"]
@@ -65,7 +68,8 @@ STOP_SECONDS = 15.0   # how long papermill gets to shut its kernel down after SI
 
 
 class BadParameter(ValueError):
-    """A ``-p NAME VALUE`` the notebook cannot take (unknown name, unknown profile)."""
+    """A ``-p NAME VALUE`` the notebook cannot take (unknown name, unknown profile), or an
+    unknown arithmetic mode."""
 
 
 class Interrupted(Exception):
@@ -238,11 +242,12 @@ def _stop(proc: subprocess.Popen) -> None:
             pass
 
 
-def _execute(cmd: list[str]) -> None:
+def _execute(cmd: list[str], env: dict | None = None) -> None:
     """Run papermill in its own session (a terminal's Ctrl-C reaches this process only, which
-    stops papermill itself), forwarding its stderr; raises ``CalledProcessError`` on failure."""
+    stops papermill itself) with environment ``env`` (None: this process's), forwarding its
+    stderr; raises ``CalledProcessError`` on failure."""
     stop = threading.Event()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True, env=env)
     fwd = threading.Thread(target=_forward, args=(proc.stderr, stop), daemon=True)
     fwd.start()
     try:
@@ -276,6 +281,10 @@ def run_notebook(src: str | Path, out: str | Path, params: list[tuple[str, str]]
     params = [(str(n), str(v)) for n, v in (params or [])]
     start = time.perf_counter()
     check_parameters(params, notebook_parameters(src), src)
+    try:   # the arithmetic mode's variables must be in place before the kernel loads torch
+        env = {**os.environ, **arithmetic.ENVIRONMENT[arithmetic.mode()]}
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
     import jupytext   # slow to import (seconds): only once the parameters are known to be good
 
     nb = jupytext.read(src)
@@ -290,7 +299,7 @@ def run_notebook(src: str | Path, out: str | Path, params: list[tuple[str, str]]
     try:
         jupytext.write(nb, tmp_src, fmt="ipynb")
         try:
-            _execute(cmd)
+            _execute(cmd, env)
         except subprocess.CalledProcessError as exc:
             exc.cache_warnings = cache_warnings(tmp_out)
             raise

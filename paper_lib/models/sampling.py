@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..arithmetic import pinned
 from ..seeding import derive_seed
 from .diffusion import ddim, ddpm, make_schedule, noise_to
 from .train import Trained, build, default_device, scaled_quantity
@@ -62,6 +63,14 @@ def sample(trained: Trained, n: int, seed: int = 0, steps: int | None = None,
     sample ((n,) task units, finite) and draws with classifier-free guidance weight ``guidance``
     (w >= 0; 0: the conditional model alone); other models reject both.
     """
+    with pinned(trained.spec.kind):
+        return _sample(trained, n, seed, steps, sampler, inpaint, snapshot, batch, device,
+                       condition, guidance)
+
+
+def _sample(trained, n, seed, steps, sampler, inpaint, snapshot, batch, device, condition,
+            guidance) -> np.ndarray:
+    """:func:`sample` in the arithmetic its class runs in."""
     spec, task = trained.spec, trained.task
     device = torch.device(device) if device is not None else default_device()
     net = load_net(trained, snapshot, device)

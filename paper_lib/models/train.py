@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import cache
+from .. import arithmetic, cache
 from ..profiles import Profile, require
 from ..seeding import derive_seed
 from ..tasks import Task, get_task
@@ -181,7 +181,9 @@ def _train(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after, 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device, stop_after, q)
+        with arithmetic.pinned(spec.kind):
+            return _train_loop(spec, task, X, seed, snapshots, show, ckpt_path, device,
+                               stop_after, q)
     finally:
         torch.set_num_threads(threads)
 

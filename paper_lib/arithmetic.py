@@ -1,0 +1,85 @@
+"""Arithmetic modes: which CPU code paths torch's libraries may take (README, Reproducibility).
+
+``native`` (the default): each library picks the fastest kernels for this CPU. Results are
+bit-identical from run to run on one machine; on another CPU family the diffusion and VAE rows
+agree to about 1e-6 and the transformer's move within the spread of retraining it (its training
+amplifies any last-bit difference, ``bench/training_chaos.py``).
+
+``portable``: the transformer trains and samples the same bits on any x86-64 CPU with AVX2, Intel
+or AMD (checked on emulated CPUs, ``bench/code_paths.py``): ATen's kernels at AVX2, MKL on its
+vendor-neutral ``COMPATIBLE`` branch on one MKL thread, oneDNN switched off while a transformer
+trains or samples, and numpy's kernels (its own and OpenBLAS's) at AVX2. It costs about half as much again of transformer training time;
+the other classes keep oneDNN (their convolutions are ~4× slower without it, and their rows agree
+across CPUs without it). Portable results are cached apart from native ones.
+
+The mode is read from ``PAPER_LIB_ARITHMETIC``. The variables of ``ENVIRONMENT[mode]`` must be set
+before Python starts (the libraries read them once, when they load):
+``python -m paper_lib.runnb`` sets them for the notebook it runs, so
+``make figures ARITHMETIC=portable`` is all it takes.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+__all__ = ["MODES", "ENVIRONMENT", "TORCH_PINS", "NUMPY_PINS", "VARIABLE", "mode", "check",
+           "pinned"]
+
+VARIABLE = "PAPER_LIB_ARITHMETIC"
+MODES = ("native", "portable")
+# torch's libraries: ATen's vectorised kernels, MKL's BLAS and vector math (oneDNN: see pinned)
+TORCH_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_NUM_THREADS": "1"}
+# numpy's own loops and its OpenBLAS, which generate and measure the data: at their AVX2 level,
+# which is the native one on an AVX2 CPU (same bits) and holds an AVX-512 CPU to it
+NUMPY_PINS = {"NPY_ENABLE_CPU_FEATURES": "X86_V3", "OPENBLAS_CORETYPE": "Haswell"}
+ENVIRONMENT = {"native": {}, "portable": {**TORCH_PINS, **NUMPY_PINS}}
+
+
+def mode() -> str:
+    """The arithmetic mode named by ``$PAPER_LIB_ARITHMETIC`` (unset or empty: ``native``); an
+    unknown name raises ``ValueError`` with the valid ones."""
+    name = os.environ.get(VARIABLE) or "native"
+    if name not in MODES:
+        raise ValueError(f"{VARIABLE}={name!r} is not an arithmetic mode; valid modes: "
+                         f"{', '.join(MODES)}")
+    return name
+
+
+def check() -> str:
+    """The mode, after checking that this process really runs in it: every variable of its
+    ``ENVIRONMENT`` set, and (portable) torch's CPU kernels at AVX2. Otherwise ``ValueError``
+    naming what is missing: the variables cannot take effect once torch is loaded."""
+    name = mode()
+    wrong = {k: os.environ.get(k) for k, v in ENVIRONMENT[name].items()
+             if os.environ.get(k) != v}
+    if wrong:
+        need = " ".join(f"{k}={v}" for k, v in ENVIRONMENT[name].items())
+        got = ", ".join(f"{k}={v!r}" for k, v in wrong.items())
+        raise ValueError(f"{VARIABLE}={name} needs {need} in the environment before Python "
+                         f"starts (got {got}); `python -m paper_lib.runnb` and `make figures "
+                         f"ARITHMETIC={name}` set them")
+    if name == "portable":
+        import torch
+
+        cap = torch.backends.cpu.get_cpu_capability()
+        if cap != "AVX2":
+            raise ValueError(f"{VARIABLE}=portable needs torch's CPU kernels at AVX2, got {cap!r} "
+                             f"(a CPU without AVX2, or ATEN_CPU_CAPABILITY set after torch loaded)")
+    return name
+
+
+@contextmanager
+def pinned(kind: str):
+    """The arithmetic a model of class ``kind`` trains and samples in, after :func:`check`: under
+    ``portable`` a transformer runs with oneDNN off; anything else runs as it is."""
+    if check() == "portable" and kind == "transformer":
+        import torch
+
+        before = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
+        try:
+            yield
+        finally:
+            torch.backends.mkldnn.enabled = before
+    else:
+        yield

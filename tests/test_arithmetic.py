@@ -1,0 +1,96 @@
+"""The arithmetic modes (paper_lib.arithmetic): a bad or half-set mode is one clear error, portable
+results are cached apart, and under ``portable`` the transformer's weights and samples no longer
+depend on the code path another CPU would take."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from paper_lib import arithmetic, cache, drift, get_profile, make_dataset, models
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# trains the default-size transformer for 2 steps on sine and draws 50 motions; prints whether
+# oneDNN is on afterwards and a hash of the weights and samples
+CHILD = """
+import hashlib, torch, paper_lib
+from paper_lib import drift, models
+P = paper_lib.get_profile("default")
+data = paper_lib.make_dataset(drift.task_for("sine", P), 256, seed=0, use_cache=False)
+tr = models.fit(models.make_spec("transformer", P, train_steps=2), data, P, seed=0,
+                use_cache=False, progress=False)
+X = models.sample(tr, 50, seed=0)
+w = torch.cat([v.double().ravel() for v in tr.state.values() if v.is_floating_point()])
+print(torch.backends.mkldnn.enabled, hashlib.sha256(w.numpy().tobytes() + X.tobytes()).hexdigest())
+"""
+
+
+def _child(env: dict) -> str:
+    base = {k: v for k, v in os.environ.items()
+            if k not in {"PAPER_LIB_ARITHMETIC", "ONEDNN_MAX_CPU_ISA",
+                         *arithmetic.ENVIRONMENT["portable"]}}
+    out = subprocess.run([sys.executable, "-c", CHILD], env={**base, **env}, cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_unknown_mode_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("PAPER_LIB_ARITHMETIC", "portabel")
+    for call in (arithmetic.mode, cache.cache_dir):
+        with pytest.raises(ValueError, match="PAPER_LIB_ARITHMETIC='portabel'.*native, portable"):
+            call()
+    monkeypatch.setenv("PAPER_LIB_ARITHMETIC", "")
+    assert arithmetic.mode() == "native" and arithmetic.check() == "native"
+
+
+def test_portable_without_its_variables_refuses_to_train(monkeypatch, tmp_path):
+    """Set after Python started, the variables cannot take effect: training says which are
+    missing instead of caching native bits as portable ones."""
+    monkeypatch.setenv("PAPER_LIB_CACHE", str(tmp_path))
+    monkeypatch.setenv("PAPER_LIB_ARITHMETIC", "portable")
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    assert cache.cache_dir() == tmp_path / "portable"
+    P = get_profile("smoke")
+    data = make_dataset(drift.task_for("sine", P), 8, seed=0, use_cache=False)
+    with pytest.raises(ValueError, match="MKL_CBWR=COMPATIBLE.*before Python starts"):
+        models.fit(models.make_spec("vae", P, train_steps=1), data, P, use_cache=False,
+                   progress=False)
+
+
+def test_runnb_rejects_an_unknown_mode_before_starting(monkeypatch, tmp_path):
+    monkeypatch.setenv("PAPER_LIB_ARITHMETIC", "fast")
+    out = subprocess.run([sys.executable, "-m", "paper_lib.runnb",
+                          "notebooks/01_synthetic_tasks.py", str(tmp_path / "x.ipynb"),
+                          "-p", "profile", "smoke"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "valid modes: native, portable" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+def test_portable_transformer_ignores_the_code_path_of_another_cpu():
+    """oneDNN limited to SSE4.1, as on an older CPU, changes the natively trained transformer
+    (so the check can fail) but not the one trained and sampled in the portable mode; oneDNN is
+    switched back on afterwards."""
+    portable = {**arithmetic.ENVIRONMENT["portable"], "PAPER_LIB_ARITHMETIC": "portable"}
+    sse41 = {"ONEDNN_MAX_CPU_ISA": "SSE41"}
+    native, native_sse41 = _child({}), _child(sse41)
+    pinned, pinned_sse41 = _child(portable), _child({**portable, **sse41})
+    assert native != native_sse41
+    assert pinned == pinned_sse41 != native
+    assert all(line.startswith("True ") for line in (native, pinned))
+
+
+def test_a_worker_gets_the_cache_root_and_the_mode(monkeypatch, tmp_path):
+    """A training job sent to a worker (paper_lib.parallel) uses the submitting process's cache
+    root and mode, so a portable job's entries land in the portable folder once, not twice."""
+    import torch
+
+    from paper_lib import parallel
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)   # this process keeps its own
+    monkeypatch.setenv("PAPER_LIB_CACHE", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("PAPER_LIB_ARITHMETIC", "native")
+    seen = {}
+    parallel._call(lambda: seen.update(folder=cache.cache_dir()), str(tmp_path), "portable")
+    assert seen["folder"] == tmp_path / "portable"
