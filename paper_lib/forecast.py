@@ -20,6 +20,7 @@ seconds the forecast took over the seconds to train the target model and draw it
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -34,7 +35,7 @@ from .seeding import rng
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
            "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast", "forecast",
            "held_out", "before_training", "sampled", "pilot", "PILOT_STEPS", "PILOT_WIDTH",
-           "leave_one_task_out", "fit_t_star", "synthetic_localities", "SMOOTH_LENGTH"]
+           "leave_one_task_out", "mosaic_setting", "fit_t_star", "synthetic_localities", "SMOOTH_LENGTH"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",
@@ -289,6 +290,21 @@ def leave_one_task_out(scores: pd.DataFrame, setting: str = "setting",
         mean = scores[scores.task != t].groupby(setting)[score].mean()
         out[t] = mean.idxmax()
     return out
+
+
+def mosaic_setting(table: pd.DataFrame, task: str) -> tuple[int, float]:
+    """``(P_lo, switch)``: the two-stage patch schedule notebook 03 chose for ``task``'s
+    ``diffusion-unet`` mosaic without that task, read from the ``source`` of its before-training
+    row in ``table`` (kernel_agreement.csv: "P_lo=9, switch=0.9 (chosen on ...)"). A missing or
+    unreadable row raises ``ValueError`` naming the task."""
+    row = table[(table.task == task) & (table.model == "diffusion-unet")
+                & (table.kernel == "mosaic") & (table["mode"] == "before-training")]
+    m = re.match(r"P_lo=(\d+), switch=([0-9.]+)", str(row.source.iloc[0])) if len(row) == 1 \
+        else None
+    if m is None:
+        raise ValueError(f"kernel_agreement has no readable before-training mosaic row for task "
+                         f"{task!r} (notebook 03 writes it); found {len(row)} row(s)")
+    return int(m.group(1)), float(m.group(2))
 
 
 def fit_t_star(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None) -> int:

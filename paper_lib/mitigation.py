@@ -22,10 +22,10 @@ from .datasets import Dataset, resample_to_weights
 
 __all__ = ["METHODS", "MITIGATION_COLUMNS", "plain_weights", "transition_matrix", "predistort",
            "row_weights", "reweighted", "condition_error", "MAX_WEIGHT", "before_training",
-           "tv_change"]
+           "mosaic_forecast", "tv_change"]
 
 MITIGATION_COLUMNS = ["task", "method", "predicted_tv", "tv_model_prior", "w1_model_prior",
-                      "tv_noise_floor", "plausible_frac", "train_seconds"]
+                      "tv_noise_floor", "plausible_frac", "train_seconds", "forecast"]
 METHODS = ("baseline", "reweight-plain", "reweight-predistorted", "condition-w0", "condition-w1",
            "condition-w3")   # plus "represent-<name>" per candidate representation
 MAX_WEIGHT = 10.0   # largest weight of a bin relative to its curated mass (clipped)
@@ -160,6 +160,27 @@ def before_training(task, X: np.ndarray, bins: metrics.Bins, draws: int, seed: i
     out = dict(cache.memo("before_training", spec, build))
     out["tv_prior"] = metrics.tv(out["p"], metrics.uniform_histogram(bins))
     return out
+
+
+def mosaic_forecast(task, X: np.ndarray, bins: metrics.Bins, setting: tuple[int, float], n: int,
+                    steps: int, rng: np.random.Generator, inpaint=None) -> dict:
+    """The U-Net's closed-form surrogate as the before-training forecast of a training set X
+    (n_train, T, C) in ``task``'s coordinates: the patch mosaic (``surrogates.PatchMosaic``) on X
+    with the two-stage schedule ``setting`` = (P_lo, switch) over ``steps`` diffusion steps, ``n``
+    draws from ``rng`` (``inpaint``: entries imposed, as for the model's samples), measured by the
+    task. Returns {"p": histogram (bins.n + 2,), "tv_prior": its TV to the uniform prior,
+    "plausible": share of draws passing the task's check, "seconds": sampling time}; the draws
+    are cached (``forecast.sampled``)."""
+    from . import forecast, surrogates
+
+    p_lo, switch = setting
+    mosaic = surrogates.SURROGATES["diffusion-unet"](
+        task, X, steps=steps,
+        patch_schedule=surrogates.two_stage_schedule(task.T, p_lo, switch, steps=steps))
+    Xd, seconds = forecast.sampled(mosaic, n, rng, inpaint=inpaint)
+    p = metrics.histogram(task.measure(Xd), bins)
+    return {"p": p, "tv_prior": metrics.tv(p, metrics.uniform_histogram(bins)),
+            "plausible": float(task.is_plausible(Xd).mean()), "seconds": seconds}
 
 
 def tv_change(q_new: np.ndarray, q_old: np.ndarray, bins: metrics.Bins, n_boot: int,

@@ -75,3 +75,45 @@ def test_condition_error_and_tv_change(bins):
     assert d < 0 and lo <= d <= hi and hi < 0         # flatter: nearer the prior, beyond noise
     d0, lo0, hi0 = mit.tv_change(flat, rng.uniform(0, 1, 2000), bins, 200, rng)
     assert lo0 < 0 < hi0
+
+
+def test_mosaic_forecast_memorises_with_the_exact_denoiser(tmp_path, monkeypatch):
+    """Known answers of the U-Net's surrogate as a forecast: switched to the exact empirical
+    denoiser at every step (switch 1.0) it draws training trajectories, all plausible and inside
+    the support; one-sample patches at every step (switch 0) stitch noise that fails the check."""
+    from paper_lib import drift, get_profile, make_dataset
+    from paper_lib.seeding import rng
+
+    monkeypatch.setenv("PAPER_LIB_CACHE", str(tmp_path))
+    P = get_profile("smoke")
+    task = drift.task_for("sine", P)
+    data = make_dataset(task, 32, seed=0)
+    bins = drift.quantity_bins(task, P)
+    exact = mit.mosaic_forecast(task, data.X, bins, (1, 1.0), 64, 10, rng(0, "test", "exact"))
+    assert exact["plausible"] == 1.0 and exact["p"][0] == exact["p"][-1] == 0
+    assert exact["p"].sum() == pytest.approx(1) and 0 <= exact["tv_prior"] <= 1
+    again = mit.mosaic_forecast(task, data.X, bins, (1, 1.0), 64, 10, rng(0, "test", "exact"))
+    assert np.array_equal(again["p"], exact["p"])
+    pointwise = mit.mosaic_forecast(task, data.X, bins, (1, 0.0), 64, 10, rng(0, "test", "p1"))
+    assert pointwise["plausible"] < 0.5
+
+
+def test_mosaic_setting_reads_what_notebook_03_chose():
+    from pathlib import Path
+
+    import pandas as pd
+
+    from paper_lib import forecast
+
+    row = {"task": "cone", "model": "diffusion-unet", "kernel": "mosaic",
+           "mode": "before-training", "source": "P_lo=5, switch=0.5 (chosen on logistic & sine)"}
+    table = pd.DataFrame([row, {**row, "task": "sine", "source": "a pilot"}])
+    assert forecast.mosaic_setting(table, "cone") == (5, 0.5)
+    for task in ("sine", "maze"):   # unreadable, missing
+        with pytest.raises(ValueError, match=f"mosaic row for task '{task}'"):
+            forecast.mosaic_setting(table, task)
+    committed = pd.read_csv(Path(__file__).resolve().parents[1] / "figures" / "tables"
+                            / "kernel_agreement.csv")   # the format 03 writes today
+    for task in ("sine", "cone", "logistic", "maze", "pendulum"):
+        p_lo, switch = forecast.mosaic_setting(committed, task)
+        assert p_lo % 2 == 1 and 0 <= switch <= 1
