@@ -435,8 +435,13 @@ prediction = pd.DataFrame([{"task": n, "representation": r,
                             "predicted_tv": mosaic[n, r]["tv_prior"],
                             "mosaic_plausible": mosaic[n, r]["plausible"],
                             "drift_check_tv": fore[n, r]["tv_prior"]} for n, r in candidates])
-chosen = {n: d.sort_values("predicted_tv").representation.iloc[0]
-          for n, d in prediction.groupby("task")}
+def least(frame: pd.DataFrame, column: str) -> dict:
+    """Per task, the representation with the smallest ``column``."""
+    rows_min = frame.loc[frame.groupby("task")[column].idxmin()]
+    return dict(zip(rows_min.task, rows_min.representation))
+
+
+chosen = least(prediction, "predicted_tv")
 prediction["chosen"] = [chosen[n] == r for n, r in zip(prediction.task, prediction.representation)]
 print(prediction.round(3).to_string(index=False))
 print("\nmosaic settings (P_lo, switch), chosen in 03 without the task:",
@@ -495,7 +500,7 @@ chart
 # differences between tasks cannot help it).
 
 # %%
-verdict = []
+verdict, best_trained = [], least(trained, "trained_tv")
 for name in NAMES:
     r_b, r_c = rows[name, "baseline"], rows[name, f"represent-{chosen[name]}"]
     se = np.sqrt(r_b["plausible_frac"] * (1 - r_b["plausible_frac"]) / r_b["n_samples"])
@@ -505,8 +510,7 @@ for name in NAMES:
                     "plausible_baseline": r_b["plausible_frac"],
                     "plausible_chosen": r_c["plausible_frac"],
                     "plausible_kept": bool(r_c["plausible_frac"] >= r_b["plausible_frac"] - 2 * se),
-                    "best_trained": trained[trained.task == name].sort_values(
-                        "trained_tv").representation.iloc[0]})
+                    "best_trained": best_trained[name]})
 verdict = pd.DataFrame(verdict)
 print(verdict.round(3).to_string(index=False))
 rho_all = stats.spearmanr(trained.predicted_tv, trained.trained_tv).statistic
@@ -520,11 +524,10 @@ print(f"\ngoal 1: the chosen φ halves TV without losing plausibility on {wins} 
 print(f"goal 2: Spearman rho(predicted, trained TV) over all {len(trained)} candidates = "
       f"{rho_all:.2f} (goal: >= 0.8) -> {'met' if rho_all >= 0.8 else 'not met'}")
 rho_check = stats.spearmanr(trained.drift_check_tv, trained.trained_tv).statistic
-check_pick = trained.loc[trained.groupby("task").drift_check_tv.idxmin()].set_index("task")
+check_pick = least(trained, "drift_check_tv")
 print(f"the drift check in its place: Spearman {rho_check:.2f}; it would have chosen "
-      + ", ".join(f"{n} {check_pick.representation[n]}" for n in NAMES) + ", the best trained "
-      f"on {sum(check_pick.representation[v.task] == v.best_trained for v in verdict.itertuples())}"
-      f" of {len(NAMES)} tasks")
+      + ", ".join(f"{n} {check_pick[n]}" for n in NAMES) + ", the best trained on "
+      f"{sum(check_pick[n] == best_trained[n] for n in NAMES)} of {len(NAMES)} tasks")
 print("within each task (2 candidates: +1 same order, -1 reversed):",
       ", ".join(f"{n} {rho_task[n]:+.2f}" for n in NAMES))
 print(f"the forecast picked the best trained representation on "

@@ -8,9 +8,10 @@ amplifies any last-bit difference, ``bench/training_chaos.py``).
 ``portable``: the transformer trains and samples the same bits on any x86-64 CPU with AVX2, Intel
 or AMD (checked on emulated CPUs, ``bench/code_paths.py``): ATen's kernels at AVX2, MKL on its
 vendor-neutral ``COMPATIBLE`` branch on one MKL thread, oneDNN switched off while a transformer
-trains or samples, and numpy's kernels (its own and OpenBLAS's) at AVX2. It costs about half as much again of transformer training time;
-the other classes keep oneDNN (their convolutions are ~4× slower without it, and their rows agree
-across CPUs without it). Portable results are cached apart from native ones.
+trains or samples, and numpy's kernels (its own and OpenBLAS's) at AVX2. It costs about half as
+much again of transformer training time; the other classes keep oneDNN (their convolutions are
+~4× slower without it, and their rows agree across CPUs without it). Portable results are cached
+apart from native ones.
 
 The mode is read from ``PAPER_LIB_ARITHMETIC``. The variables of ``ENVIRONMENT[mode]`` must be set
 before Python starts (the libraries read them once, when they load):

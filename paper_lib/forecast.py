@@ -35,7 +35,8 @@ from .seeding import rng
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
            "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast", "forecast",
            "held_out", "before_training", "sampled", "pilot", "PILOT_STEPS", "PILOT_WIDTH",
-           "leave_one_task_out", "mosaic_setting", "fit_t_star", "synthetic_localities", "SMOOTH_LENGTH"]
+           "leave_one_task_out", "mosaic_setting", "fit_t_star", "synthetic_localities",
+           "SMOOTH_LENGTH"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",
