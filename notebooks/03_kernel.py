@@ -490,7 +490,7 @@ for name in ("maze", "pendulum"):     # their U-Nets and sample banks are those 
 
 # the settings each surrogate's free parameters range over (chosen leave one task out below)
 SETTINGS = {
-    "diffusion-unet": {f"P_lo={p}, switch={a}": dict(patch_schedule=("two-stage", p, a))
+    "diffusion-unet": {surrogates.two_stage_label(p, a): dict(p_lo=p, switch=a)
                        for p in (3, 5, 9) for a in (0.5, 0.9)},
     "diffusion-mlp": {f"sigma={s}": dict(sigma=s) for s in (0.05, 0.1, 0.2, 0.4)},
     "transformer": {f"L={L}, k={k}": dict(context=L, k=k) for L in (2, 8, 32) for k in (1, 4)},
@@ -501,11 +501,8 @@ SETTINGS = {
 def make_surrogate(name: str, kind: str, params: dict):
     """The class's surrogate on the target's whole training set, with ``params``."""
     tg = bt_target[name, kind]
-    params = dict(params)
-    if "patch_schedule" in params:
-        _, p_lo, a = params["patch_schedule"]
-        params["patch_schedule"] = surrogates.two_stage_schedule(
-            tg.task.T, p_lo, a, steps=P.diffusion_steps)
+    if kind == "diffusion-unet":
+        return surrogates.two_stage_mosaic(tg.task, tg.train, **params, steps=P.diffusion_steps)
     extra = {"steps": P.diffusion_steps} if kind.startswith("diffusion") else {}
     return surrogates.SURROGATES[kind](tg.task, tg.train, **params, **extra)
 
@@ -639,8 +636,9 @@ for name in BT_UNET_TASKS:
     tg = bt_target[name, "diffusion-unet"]
     rows_t = before[(before.task == name) & (before.model == "diffusion-unet")]
     m = rows_t[rows_t.kernel == "mosaic"].iloc[0]
-    label = m.source.split(" (chosen")[0]
-    X_s = forecast.sampled(make_surrogate(name, "diffusion-unet", SETTINGS["diffusion-unet"][label]),
+    p_lo, switch = forecast.mosaic_setting(before, name)
+    label = surrogates.two_stage_label(p_lo, switch)
+    X_s = forecast.sampled(make_surrogate(name, "diffusion-unet", dict(p_lo=p_lo, switch=switch)),
                            P.n_samples, rng(0, "surrogate", name, "diffusion-unet", label),
                            inpaint=drift.conditions(tg.extra["run"], P.n_samples)[1])[0]
     pilot = rows_t[rows_t.kernel == "pilot"].iloc[0]

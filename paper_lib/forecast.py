@@ -20,14 +20,13 @@ seconds the forecast took over the seconds to train the target model and draw it
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from . import drift, kernels, metrics
+from . import drift, kernels, metrics, surrogates
 from .datasets import Dataset
 from .profiles import Profile
 from .seeding import rng
@@ -296,16 +295,16 @@ def leave_one_task_out(scores: pd.DataFrame, setting: str = "setting",
 def mosaic_setting(table: pd.DataFrame, task: str) -> tuple[int, float]:
     """``(P_lo, switch)``: the two-stage patch schedule notebook 03 chose for ``task``'s
     ``diffusion-unet`` mosaic without that task, read from the ``source`` of its before-training
-    row in ``table`` (kernel_agreement.csv: "P_lo=9, switch=0.9 (chosen on ...)"). A missing or
-    unreadable row raises ``ValueError`` naming the task."""
+    row in ``table`` (kernel_agreement.csv: "P_lo=9, switch=0.9 (chosen on ...)", the label of
+    ``surrogates.two_stage_label``). A missing or unreadable row raises ``ValueError`` naming the
+    task."""
     row = table[(table.task == task) & (table.model == "diffusion-unet")
                 & (table.kernel == "mosaic") & (table["mode"] == "before-training")]
-    m = re.match(r"P_lo=(\d+), switch=([0-9.]+)", str(row.source.iloc[0])) if len(row) == 1 \
-        else None
-    if m is None:
+    setting = surrogates.read_two_stage_label(row.source.iloc[0]) if len(row) == 1 else None
+    if setting is None:
         raise ValueError(f"kernel_agreement has no readable before-training mosaic row for task "
                          f"{task!r} (notebook 03 writes it); found {len(row)} row(s)")
-    return int(m.group(1)), float(m.group(2))
+    return setting
 
 
 def fit_t_star(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None) -> int:

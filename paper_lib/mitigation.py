@@ -173,10 +173,7 @@ def mosaic_forecast(task, X: np.ndarray, bins: metrics.Bins, setting: tuple[int,
     are cached (``forecast.sampled``)."""
     from . import forecast, surrogates
 
-    p_lo, switch = setting
-    mosaic = surrogates.SURROGATES["diffusion-unet"](
-        task, X, steps=steps,
-        patch_schedule=surrogates.two_stage_schedule(task.T, p_lo, switch, steps=steps))
+    mosaic = surrogates.two_stage_mosaic(task, X, *setting, steps=steps)
     Xd, seconds = forecast.sampled(mosaic, n, rng, inpaint=inpaint)
     p = metrics.histogram(task.measure(Xd), bins)
     return {"p": p, "tv_prior": metrics.tv(p, metrics.uniform_histogram(bins)),

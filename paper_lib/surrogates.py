@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 import numpy as np
 import torch
@@ -50,7 +51,8 @@ from .tasks import get_task
 
 __all__ = ["Surrogate", "PatchMosaic", "SmoothedClosedForm", "NearestContext", "LowRank",
            "SURROGATES", "surrogate_denoise", "lowrank", "empirical_x0", "mosaic_x0",
-           "PatchBank", "exact_size", "size_ladder", "two_stage_schedule",
+           "PatchBank", "exact_size", "size_ladder", "two_stage_schedule", "two_stage_mosaic",
+           "two_stage_label", "read_two_stage_label",
            "calibrate_patch_schedule", "model_x0", "CHUNK", "SURROGATE_VERSION"]
 
 SURROGATE_VERSION = 1   # bump when a change here changes what a surrogate draws
@@ -461,6 +463,27 @@ class LowRank(Surrogate):
         if s:
             x = x + s * rng.standard_normal(x.shape)
         return x.reshape(n, self.task.T, self.task.C).astype(np.float32)
+
+
+def two_stage_mosaic(task, X, p_lo: int, switch: float, steps: int = 100) -> PatchMosaic:
+    """The patch mosaic on training set X (n, T, C) with the two-stage schedule (P_lo, switch)
+    of :func:`two_stage_schedule` over ``steps`` diffusion steps: the U-Net's before-training
+    surrogate as notebooks 03 and 06 use it."""
+    task = get_task(task)
+    return PatchMosaic(task, X, two_stage_schedule(task.T, p_lo, switch, steps=steps),
+                       steps=steps)
+
+
+def two_stage_label(p_lo: int, switch: float) -> str:
+    """The setting's label, as notebook 03 writes it into ``kernel_agreement.csv``'s ``source``:
+    "P_lo=9, switch=0.9"; :func:`read_two_stage_label` reads it back."""
+    return f"P_lo={p_lo}, switch={switch}"
+
+
+def read_two_stage_label(text: str) -> tuple[int, float] | None:
+    """(P_lo, switch) from a text that starts with :func:`two_stage_label`'s label, else None."""
+    m = re.match(r"P_lo=(\d+), switch=([0-9.]+)", str(text))
+    return None if m is None else (int(m.group(1)), float(m.group(2)))
 
 
 SURROGATES = {"diffusion-unet": PatchMosaic, "diffusion-mlp": SmoothedClosedForm,

@@ -186,6 +186,18 @@ def test_two_stage_schedule(cone):
     assert ladder[0] == 1 and ladder[-2:].tolist() == [2 * task.T - 1, E]
     assert (np.diff(ladder) > 0).all() and (ladder[:-1] % 2 == 1).all()
     assert len(S.two_stage_schedule(task.T, 1, 0.5, steps=10, noise_schedule="linear")) == 10
+    mosaic = S.two_stage_mosaic(task, X, 5, 0.9, steps=20)
+    twin = S.PatchMosaic(task, X, S.two_stage_schedule(task.T, 5, 0.9, steps=20), steps=20)
+    assert mosaic.fingerprint() == twin.fingerprint()
+
+
+def test_two_stage_label_reads_back():
+    for p_lo, switch in ((3, 0.5), (9, 0.9), (121, 0.0), (1, 1.0)):
+        label = S.two_stage_label(p_lo, switch)
+        assert S.read_two_stage_label(label) == (p_lo, switch)
+        assert S.read_two_stage_label(label + " (chosen on cone & sine)") == (p_lo, switch)
+    assert S.read_two_stage_label("rank=4") is None
+    assert S.read_two_stage_label(float("nan")) is None
 
 
 def test_calibrate_finds_the_exact_and_a_local_network(cone):
