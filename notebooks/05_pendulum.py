@@ -225,10 +225,15 @@ print(f"hardest check at {last.steps} steps: {hard} ({last[hard]:.1%} pass, from
       f"{last.energy_conserved:.1%}")
 own = compute[compute.training == "own run"]
 slope, need = metrics.steps_to_reach(own.steps, own.energy_conserved)
+n_own = np.array([len(ok["energy_conserved"]) for (_, how, _), ok in zip(draws, passed)
+                  if how == "own run"])
+band = metrics.steps_to_reach_band(own.steps, own.energy_conserved, n_own,
+                                   rng(0, "pendulum", "steps-to-reach"))
 print(f"energy conserved against the steps of the own runs: failing fraction ∝ "
-      f"steps^{slope:.2f}; 90% of motions conserving energy would take about {need:,.0f} steps "
-      f"({need / P.train_steps:.0f}× the default), and every other check would still have to "
-      f"pass" if np.isfinite(need) else
+      f"steps^{slope:.2f}; 90% of motions conserving energy would take about {need:.1e} steps "
+      f"({need / P.train_steps:.1e}× the default; 90% bootstrap interval over the motions "
+      f"{band[0]:.1e} to {band[1]:.1e}), and every other check would still have to pass"
+      if np.isfinite(need) else
       "energy conserved: no falling trend over the own runs to extrapolate")
 
 # What it would take: project each sin/cos pair of the default model's motions onto the unit

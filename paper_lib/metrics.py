@@ -20,7 +20,7 @@ from scipy import stats
 
 __all__ = ["Bins", "histogram", "bootstrap_histogram", "bootstrap_tv", "null_tv", "tv", "w1", "noise_floor_tv", "mass_shift",
            "uniform_histogram", "uniform_quantiles", "nn_distances", "consistent_bins", "agreement",
-           "steps_to_reach"]
+           "steps_to_reach", "steps_to_reach_band"]
 
 
 def _integer(name: str, value, minimum: int = 1, whole_floats: bool = True) -> int:
@@ -298,6 +298,45 @@ def steps_to_reach(steps, frac, goal: float = 0.9) -> tuple[float, float]:
     if slope >= 0:
         return float(slope), float("inf")
     return float(slope), float(np.exp((np.log(1 - goal) - icpt) / slope))
+
+
+def steps_to_reach_band(steps, frac, n, rng: np.random.Generator, goal: float = 0.9,
+                        n_boot: int = 2000, level: float = 0.9) -> tuple[float, float]:
+    """The central ``level`` interval of :func:`steps_to_reach`'s steps under the sampling noise
+    of the pass rates: each rate ``frac`` (k,) is redrawn ``n_boot`` times as the rate of its
+    ``n`` (k,) motions resampled with replacement (a binomial bootstrap, from ``rng``) and the
+    power law refitted. Replicates whose failing fraction does not fall count as inf; replicates
+    with a rate of 0 or 1 are dropped, and the interval is (nan, nan) if none is left."""
+    steps, frac = np.asarray(steps, float), np.asarray(frac, float)
+    if steps.shape != frac.shape or steps.ndim != 1:
+        raise ValueError(f"steps and frac must be 1-D of one length, got shapes {steps.shape} "
+                         f"and {frac.shape}")
+    n = np.asarray(n)
+    if n.shape != steps.shape or not np.issubdtype(n.dtype, np.integer) or (n < 1).any():
+        raise ValueError(f"n must be positive integers, one per rate (shape {steps.shape}), "
+                         f"got {n!r}")
+    if not 0 < goal < 1:
+        raise ValueError(f"goal must lie in (0, 1), got {goal!r}")
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real) \
+            or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    n_boot = _integer("n_boot", n_boot)
+    if len(steps) < 2 or not ((frac >= 0) & (frac <= 1) & (steps > 0)).all():
+        return float("nan"), float("nan")
+    b = rng.binomial(n, frac, size=(n_boot, len(n))) / n            # (n_boot, k) pass rates
+    b = b[((b > 0) & (b < 1)).all(axis=1)]
+    if not len(b):
+        return float("nan"), float("nan")
+    lx, ly = np.log(steps), np.log(1 - b)
+    dx = lx - lx.mean()
+    slope = (ly - ly.mean(axis=1, keepdims=True)) @ dx / (dx @ dx)     # least squares, per row
+    icpt = ly.mean(axis=1) - slope * lx.mean()
+    falling = slope < 0
+    need = np.full(len(b), np.inf)
+    with np.errstate(over="ignore"):   # a slope near 0 needs more steps than a float holds: inf
+        need[falling] = np.exp((np.log(1 - goal) - icpt[falling]) / slope[falling])
+    lo, hi = np.quantile(need, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return float(lo), float(hi)
 
 
 def agreement(p_pred: np.ndarray, p_model: np.ndarray, p_data: np.ndarray,

@@ -206,3 +206,30 @@ def test_steps_to_reach_inverts_a_power_law():
     assert all(np.isnan(metrics.steps_to_reach([1000], [0.5])))
     with pytest.raises(ValueError, match="goal must lie in"):
         metrics.steps_to_reach(steps, frac, goal=1.0)
+
+
+def test_steps_to_reach_band_brackets_the_fit():
+    from paper_lib import metrics
+
+    steps = np.array([1000.0, 2000.0, 4000.0])
+    frac = 1 - 0.4 * (steps / 1000) ** -0.5          # needs 16,000 steps for 90%
+    g = np.random.default_rng(0)
+    lo, hi = metrics.steps_to_reach_band(steps, frac, np.array([10**9] * 3), g)
+    assert lo == pytest.approx(16000, rel=1e-3) and hi == pytest.approx(16000, rel=1e-3)
+    lo, hi = metrics.steps_to_reach_band(steps, frac, np.array([200] * 3), g)
+    assert lo < 16000 < hi and hi / lo > 1.5            # few motions: a wide interval
+    # the same draws give the same interval; a rate that may stop falling reaches inf
+    a = metrics.steps_to_reach_band(steps, frac, np.array([200] * 3), np.random.default_rng(1))
+    assert a == metrics.steps_to_reach_band(steps, frac, np.array([200] * 3),
+                                            np.random.default_rng(1))
+    assert metrics.steps_to_reach_band(steps, [0.2, 0.21, 0.22], np.array([100] * 3), g)[1] \
+        == np.inf
+    assert all(np.isnan(metrics.steps_to_reach_band(steps, [0.0, 0.0, 0.0], np.array([5] * 3),
+                                                    g)))
+    for bad, match in (({"n": np.array([10, 10])}, "n must be"),
+                       ({"n": np.array([1.5, 2, 3])}, "n must be"),
+                       ({"level": 1.0}, "level must be"), ({"goal": 0.0}, "goal must lie in"),
+                       ({"n_boot": 0}, "n_boot")):
+        kw = {"n": np.array([10] * 3), **bad}
+        with pytest.raises(ValueError, match=match):
+            metrics.steps_to_reach_band(steps, frac, kw.pop("n"), g, **kw)
