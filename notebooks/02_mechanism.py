@@ -604,8 +604,12 @@ for name in needy:
             f"95% level at that size {null:.3f})")
     if best.plausible_frac < 0.9:
         slope, need = metrics.steps_to_reach(d.steps, d.plausible_frac)
+        lo, hi = metrics.steps_to_reach_band(d.steps, d.plausible_frac,
+                                             d.n_samples.to_numpy(np.int64),
+                                             rng(0, name, "steps-to-reach"))
         line += (f"; the implausible fraction falls as steps^{slope:.2f}, so 90% would take "
-                 f"about {need:,.0f} steps ({need / P.train_steps:.0f}× the default)"
+                 f"about {need:.1e} steps ({need / P.train_steps:.1e}× the default; 90% "
+                 f"bootstrap interval over the samples {lo:.1e} to {hi:.1e})"
                  if np.isfinite(need) else "; no falling trend to extrapolate")
     print(line)
 drift.update_plausibility(compute)
