@@ -225,8 +225,7 @@ print(f"hardest check at {last.steps} steps: {hard} ({last[hard]:.1%} pass, from
       f"{last.energy_conserved:.1%}")
 own = compute[compute.training == "own run"]
 slope, need = metrics.steps_to_reach(own.steps, own.energy_conserved)
-n_own = np.array([len(ok["energy_conserved"]) for (_, how, _), ok in zip(draws, passed)
-                  if how == "own run"], dtype=np.int64)
+n_own = np.array([len(X) for _, how, X in draws if how == "own run"], dtype=np.int64)
 band = metrics.steps_to_reach_band(own.steps, own.energy_conserved, n_own,
                                    rng(0, "pendulum", "steps-to-reach"))
 print(f"energy conserved against the steps of the own runs: failing fraction ∝ "

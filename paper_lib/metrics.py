@@ -124,6 +124,14 @@ def histogram(q: np.ndarray, bins: Bins) -> np.ndarray:
     return np.bincount(bins.index(q), minlength=bins.n + 2) / q.size
 
 
+def _level(level) -> float:
+    """A central interval's probability, checked to be a number in (0, 1)."""
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real) \
+            or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    return float(level)
+
+
 def bootstrap_histogram(q: np.ndarray, bins: Bins, n_boot: int, rng: np.random.Generator,
                         level: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Histogram with a percentile bootstrap band.
@@ -132,10 +140,7 @@ def bootstrap_histogram(q: np.ndarray, bins: Bins, n_boot: int, rng: np.random.G
     probabilities over ``n_boot`` resamples (vectorised: a multinomial per resample).
     ``n_boot`` must be a positive integer and ``level`` in (0, 1), else ``ValueError``.
     """
-    n_boot = _integer("n_boot", n_boot)
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real) \
-            or not 0 < level < 1:
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    n_boot, level = _integer("n_boot", n_boot), _level(level)
     p = histogram(q, bins)
     n = np.asarray(q).size
     boots = rng.multinomial(n, p, size=n_boot) / n
@@ -280,24 +285,44 @@ def consistent_bins(deltas: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return gain.astype(int) - loss.astype(int)
 
 
-def steps_to_reach(steps, frac, goal: float = 0.9) -> tuple[float, float]:
-    """(slope, steps): a power law 1 − frac ∝ steps^slope fitted by least squares in log–log to
-    pass rates ``frac`` (k,) measured after ``steps`` (k,) optimiser steps, and the steps at which
-    it reaches ``goal``: a rough extrapolation, not a measurement. Steps are inf where the failing
-    fraction does not fall (slope ≥ 0); both NaN with fewer than two points or a rate of 0 or 1
-    (no power law passes through them)."""
+def _pass_rates(steps, frac, goal: float) -> tuple[np.ndarray, np.ndarray]:
+    """``steps`` and ``frac`` as float arrays, checked to be 1-D of one length, and ``goal``
+    checked to lie in (0, 1)."""
     steps, frac = np.asarray(steps, float), np.asarray(frac, float)
     if steps.shape != frac.shape or steps.ndim != 1:
         raise ValueError(f"steps and frac must be 1-D of one length, got shapes {steps.shape} "
                          f"and {frac.shape}")
     if not 0 < goal < 1:
         raise ValueError(f"goal must lie in (0, 1), got {goal!r}")
+    return steps, frac
+
+
+def _power_law(steps: np.ndarray, frac: np.ndarray, goal: float) -> tuple[np.ndarray, np.ndarray]:
+    """(slope, steps), each (m,): the least-squares line of log(1 − frac) on log(steps) for each
+    row of ``frac`` (m, k) with every rate in (0, 1), and the steps at which it reaches ``goal``
+    (inf where the failing fraction does not fall, or would need more steps than a float holds)."""
+    lx, ly = np.log(steps), np.log(1 - frac)
+    dx = lx - lx.mean()
+    slope = (ly - ly.mean(axis=1, keepdims=True)) @ dx / (dx @ dx)
+    icpt = ly.mean(axis=1) - slope * lx.mean()
+    falling = slope < 0
+    need = np.full(len(frac), np.inf)
+    with np.errstate(over="ignore"):
+        need[falling] = np.exp((np.log(1 - goal) - icpt[falling]) / slope[falling])
+    return slope, need
+
+
+def steps_to_reach(steps, frac, goal: float = 0.9) -> tuple[float, float]:
+    """(slope, steps): a power law 1 − frac ∝ steps^slope fitted by least squares in log–log to
+    pass rates ``frac`` (k,) measured after ``steps`` (k,) optimiser steps, and the steps at which
+    it reaches ``goal``: a rough extrapolation, not a measurement. Steps are inf where the failing
+    fraction does not fall (slope ≥ 0); both NaN with fewer than two points or a rate of 0 or 1
+    (no power law passes through them)."""
+    steps, frac = _pass_rates(steps, frac, goal)
     if len(steps) < 2 or not ((frac > 0) & (frac < 1) & (steps > 0)).all():
         return float("nan"), float("nan")
-    slope, icpt = np.polyfit(np.log(steps), np.log(1 - frac), 1)
-    if slope >= 0:
-        return float(slope), float("inf")
-    return float(slope), float(np.exp((np.log(1 - goal) - icpt) / slope))
+    slope, need = _power_law(steps, frac[None], goal)
+    return float(slope[0]), float(need[0])
 
 
 def steps_to_reach_band(steps, frac, n, rng: np.random.Generator, goal: float = 0.9,
@@ -307,34 +332,19 @@ def steps_to_reach_band(steps, frac, n, rng: np.random.Generator, goal: float = 
     ``n`` (k,) motions resampled with replacement (a binomial bootstrap, from ``rng``) and the
     power law refitted. Replicates whose failing fraction does not fall count as inf; replicates
     with a rate of 0 or 1 are dropped, and the interval is (nan, nan) if none is left."""
-    steps, frac = np.asarray(steps, float), np.asarray(frac, float)
-    if steps.shape != frac.shape or steps.ndim != 1:
-        raise ValueError(f"steps and frac must be 1-D of one length, got shapes {steps.shape} "
-                         f"and {frac.shape}")
+    steps, frac = _pass_rates(steps, frac, goal)
     n = np.asarray(n)
     if n.shape != steps.shape or not np.issubdtype(n.dtype, np.integer) or (n < 1).any():
         raise ValueError(f"n must be positive integers, one per rate (shape {steps.shape}), "
                          f"got {n!r}")
-    if not 0 < goal < 1:
-        raise ValueError(f"goal must lie in (0, 1), got {goal!r}")
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real) \
-            or not 0 < level < 1:
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
-    n_boot = _integer("n_boot", n_boot)
+    n_boot, level = _integer("n_boot", n_boot), _level(level)
     if len(steps) < 2 or not ((frac >= 0) & (frac <= 1) & (steps > 0)).all():
         return float("nan"), float("nan")
     b = rng.binomial(n, frac, size=(n_boot, len(n))) / n            # (n_boot, k) pass rates
     b = b[((b > 0) & (b < 1)).all(axis=1)]
     if not len(b):
         return float("nan"), float("nan")
-    lx, ly = np.log(steps), np.log(1 - b)
-    dx = lx - lx.mean()
-    slope = (ly - ly.mean(axis=1, keepdims=True)) @ dx / (dx @ dx)     # least squares, per row
-    icpt = ly.mean(axis=1) - slope * lx.mean()
-    falling = slope < 0
-    need = np.full(len(b), np.inf)
-    with np.errstate(over="ignore"):   # a slope near 0 needs more steps than a float holds: inf
-        need[falling] = np.exp((np.log(1 - goal) - icpt[falling]) / slope[falling])
+    need = _power_law(steps, b, goal)[1]
     lo, hi = np.quantile(need, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
     return float(lo), float(hi)
 
