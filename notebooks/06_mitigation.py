@@ -435,6 +435,8 @@ prediction = pd.DataFrame([{"task": n, "representation": r,
                             "predicted_tv": mosaic[n, r]["tv_prior"],
                             "mosaic_plausible": mosaic[n, r]["plausible"],
                             "drift_check_tv": fore[n, r]["tv_prior"]} for n, r in candidates])
+
+
 def least(frame: pd.DataFrame, column: str) -> dict:
     """Per task, the representation with the smallest ``column``."""
     rows_min = frame.loc[frame.groupby("task")[column].idxmin()]
