@@ -36,7 +36,8 @@ REPRESENTATIONS: dict[str, dict[str, str]] = {
              "phasor": "x_t with its quadrature (Hilbert transform): a rotating phasor"},
     "cone": {"positions": "(x_t, y_t) (native)",
              "increments": "p_0, then steps p_t − p_{t−1}",
-             "polar": "radius r_t and unwrapped heading angle θ_t"},
+             "polar": "radius r_t and unwrapped heading angle θ_t",
+             "steps": "p_0, then each step's length and (unwrapped) heading"},
     "logistic": {"values": "x_t (native)",
                  "increments": "x_0, then steps x_t − x_{t−1}",
                  "logit": "log(x_t / (1 − x_t))"},
@@ -46,7 +47,7 @@ REPRESENTATIONS: dict[str, dict[str, str]] = {
                  "angles": "unwrapped angles θ1, θ2 with ω1, ω2"},
 }
 _GAIN = {("sine", "increments"): 3.0, ("cone", "increments"): 10.0,
-         ("logistic", "increments"): 1.0}
+         ("logistic", "increments"): 1.0, ("cone", "steps"): 10.0}
 _LOGIT_SCALE = 4.0     # logit(x) / 4: |z| <= 2.3 for x in [1e-4, 1 - 1e-4]
 _LOGIT_EPS = 1e-4
 
@@ -102,6 +103,12 @@ def to_phi(task: str, name: str, Z: np.ndarray) -> np.ndarray:
         th = _unwrapped(Z[:, 1:, 1], Z[:, 1:, 0])          # frame 0 sits at the origin (r = 0):
         th0 = 2 * th[:, :1] - th[:, 1:2]                    # its angle is extrapolated
         return np.stack([2 * r - 1, np.concatenate([th0, th], 1) / (2 * np.pi)], axis=-1)
+    if name == "steps":
+        d = np.diff(Z, axis=1)
+        heading = _unwrapped(d[..., 1], d[..., 0])
+        steps = np.stack([_GAIN[task, name] * np.hypot(d[..., 0], d[..., 1]),
+                          heading / (2 * np.pi)], axis=-1)
+        return np.concatenate([Z[:, :1], steps], axis=1)
     if name == "logit":
         x = np.clip((Z[..., 0] + 1) / 2, _LOGIT_EPS, 1 - _LOGIT_EPS)
         return (np.log(x / (1 - x)) / _LOGIT_SCALE)[..., None]
@@ -129,6 +136,10 @@ def from_phi(task: str, name: str, W: np.ndarray) -> np.ndarray:
     if name == "polar":
         r, th = (W[..., 0] + 1) / 2, 2 * np.pi * W[..., 1]
         return np.stack([r * np.cos(th), r * np.sin(th)], axis=-1)
+    if name == "steps":
+        length, heading = W[:, 1:, 0] / _GAIN[task, name], 2 * np.pi * W[:, 1:, 1]
+        d = length[..., None] * np.stack([np.cos(heading), np.sin(heading)], axis=-1)
+        return np.concatenate([W[:, :1], W[:, :1] + np.cumsum(d, axis=1)], axis=1)
     if name == "logit":
         x = 1 / (1 + np.exp(-_LOGIT_SCALE * W[..., 0]))
         return (2 * x - 1)[..., None]
@@ -143,8 +154,8 @@ def from_phi(task: str, name: str, W: np.ndarray) -> np.ndarray:
     raise _unknown(task, name)
 
 
-_CHANNELS = {"phasor": ("x", "Hx"), "polar": ("r", "θ"), "logit": ("logit x",),
-             "angles": ("θ1", "θ2", "ω1", "ω2")}
+_CHANNELS = {"phasor": ("x", "Hx"), "polar": ("r", "θ"), "steps": ("step length", "heading"),
+             "logit": ("logit x",), "angles": ("θ1", "θ2", "ω1", "ω2")}
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,21 @@ def test_local_error_maps_back_differently():
         noisy = t.to_task(Z + noise) if isinstance(t, rep.Represented) else Z + noise
         moves[name] = float(np.abs(noisy - data.X).mean())
     assert moves["increments"] > 2 * moves["values"]   # increments accumulate along time
+
+
+def test_steps_carry_the_travel_distance_linearly():
+    """cone in ``steps``: the travel distance is the sum of the step-length channel over the
+    gain, so an error on a length moves q by the error itself and one on a heading not at all."""
+    base = get_task("cone")
+    data = paper_lib.make_dataset(base, 32, seed=0)
+    t = rep.represent(base, "steps")
+    Z = rep.represent_dataset(data, t).X.astype(np.float64)
+    gain = 10.0
+    np.testing.assert_allclose(Z[:, 1:, 0].sum(1) / gain, data.q, rtol=1e-4)
+    rng = np.random.default_rng(0)
+    turned = Z.copy()
+    turned[:, 1:, 1] += 0.05 * rng.standard_normal(turned[:, 1:, 1].shape)
+    np.testing.assert_allclose(t.measure(turned), data.q, rtol=1e-4)
+    longer = Z.copy()
+    longer[:, 1:, 0] += 0.01
+    np.testing.assert_allclose(t.measure(longer) - data.q, 0.01 * (base.T - 1) / gain, rtol=1e-3)
