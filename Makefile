@@ -70,9 +70,12 @@ build/default/%.ipynb: notebooks/%.py $(LIB) $(STAMP)
 # (and a rerun of 03 reruns them). paper_lib.plots.read_table fails if the table is missing.
 build/default/04_maze.ipynb build/default/05_pendulum.ipynb: build/default/03_kernel.ipynb
 build/smoke/04_maze.ipynb build/smoke/05_pendulum.ipynb: build/smoke/03_kernel.ipynb
-# 06 reads the denoiser t* that 03, 04 and 05 write to kernel_agreement.csv
-build/default/06_mitigation.ipynb: build/default/04_maze.ipynb build/default/05_pendulum.ipynb
-build/smoke/06_mitigation.ipynb: build/smoke/04_maze.ipynb build/smoke/05_pendulum.ipynb
+# 06 reads the denoiser t* that 03, 04 and 05 write to kernel_agreement.csv, and the U-Net's
+# seed-to-seed spread that 02, 04 and 05 write to drift.csv
+build/default/06_mitigation.ipynb: build/default/02_mechanism.ipynb build/default/04_maze.ipynb \
+	build/default/05_pendulum.ipynb
+build/smoke/06_mitigation.ipynb: build/smoke/02_mechanism.ipynb build/smoke/04_maze.ipynb \
+	build/smoke/05_pendulum.ipynb
 
 # Smoke runs keep their own cache and write figures under build/smoke/figures (see paper_lib.setup).
 # Their models train in a few steps, so they train in the notebook's own process: starting worker

@@ -398,9 +398,9 @@ for name in NAMES:
 # polar coordinates or a phasor for the oscillating and turning paths, step lengths with their
 # headings for `cone` (its travel distance is then the sum of one channel), a logit for the
 # logistic map's values in (0, 1), the deviation from the straight start–goal line for the maze,
-# unwrapped angles instead of sin/cos pairs for the pendulum. A model in φ-space generates z̃; the trajectory
-# is x̃ = φ⁻¹(z̃) and the quantity m(x̃), the task's own measurement and validity check unchanged
-# (`paper_lib.representation`).
+# unwrapped angles instead of sin/cos pairs for the pendulum. A model in φ-space generates z̃; the
+# trajectory is x̃ = φ⁻¹(z̃) and the quantity m(x̃), the task's own measurement and validity check
+# unchanged (`paper_lib.representation`).
 #
 # **The forecast first.** Two before-training forecasts of each candidate, neither of which
 # trains a model:
@@ -521,6 +521,12 @@ for name in NAMES:
                     "best_trained": best_trained[name]})
 verdict = pd.DataFrame(verdict)
 print(verdict.round(3).to_string(index=False))
+# how far one seed moves TV with nothing else changed: the baseline U-Net's seeds in drift.csv
+# (notebooks 02, 04 and 05 train three of each task)
+seeds = plots.read_table("drift").query("model == @KIND").groupby("task").tv_model_prior
+seed_range = {n: (seeds.min()[n], seeds.max()[n], seeds.size()[n]) for n in NAMES}
+print("the baseline U-Net's TV to the prior over its seeds (drift.csv): " + ", ".join(
+    f"{n} {lo:.3f}–{hi:.3f} ({k} seeds)" for n, (lo, hi, k) in seed_range.items()))
 rho_all = stats.spearmanr(trained.predicted_tv, trained.trained_tv).statistic
 rho_task = {n: stats.spearmanr(d.predicted_tv, d.trained_tv).statistic if len(d) > 2 else
             float(np.sign(np.diff(d.predicted_tv.to_numpy())[0]
@@ -565,35 +571,37 @@ print(f"cone q at the {'/'.join(map(str, quantiles))}% quantiles: curated "
 
 # %% [markdown]
 # **Reading the verdict.** The mosaic is a model of how a U-Net generates: it denoises with local
-# patches of the curated set, so in each φ it carries how much of the curated structure a
-# machine of small patches keeps there, which a generic kernel cannot. Where a space makes it
-# stitch pieces that do not belong together, it forecasts far more drift than in the native
-# space, and the U-Net trained there drifts more than the native one too: increments of `sine`
-# and `logistic` (each patch of steps adds up to its own total) and `cone`'s polar angle about
-# the origin (`polar`), in the table above. The lines above compare the two forecasts on the same
-# candidates: the rank correlation of each with the trained TVs, and how often each chose the
-# best trained candidate. Two things keep the first goal out of reach whatever the forecast. The
-# candidates themselves: the line "with a perfect choice" above counts the tasks where the best
-# trained candidate halves the baseline's TV at all, the most any forecast could win. And the
-# mosaic forecasts the order of the candidates better than their size: its draws pass the task's
-# check far less often than the U-Net's (`mosaic_plausible`), and the ratio of trained to
-# predicted TV (printed above: median and range) is far from constant.
+# patches of the curated set, so in each φ it carries how much of the curated structure a machine
+# of small patches keeps there, which a generic kernel cannot. Where a space makes it stitch pieces
+# that do not belong together, it forecasts far more drift than in the native space, and the U-Net
+# trained there drifts more than the native one too: increments of `sine` and `logistic` (each
+# patch of steps adds up to its own total) and `cone`'s polar angle about the origin (`polar`), in
+# the table above. The lines above compare the two forecasts on the same candidates: the rank
+# correlation of each with the trained TVs, and how often each chose the best trained candidate.
+# Two things keep the first goal out of reach whatever the forecast. The candidates themselves: the
+# line "with a perfect choice" above counts the tasks where the best trained candidate halves the
+# baseline's TV at all, the most any forecast could win. And the mosaic forecasts the order of the
+# candidates better than their size: its draws pass the task's check far less often than the
+# U-Net's (`mosaic_plausible`), and the ratio of trained to predicted TV (printed above: median and
+# range) is far from constant. Each candidate is one trained seed: the baseline's TV over its seeds
+# (printed above, per task) is how far a seed alone moves TV, so a candidate whose TV differs from
+# the baseline's by less than that range is not told apart from it by this experiment, either way.
 #
 # **`cone` in step lengths and headings** (`steps`) is the mechanism's own prescription for a
-# travel distance: the distance is then the sum of one channel, so a zero-mean error on a
-# length changes it by the error itself, on average nothing, and an error on a heading not at
-# all, where in positions every error lengthens the path (the norm is convex). The `cone` lines
-# above show what came of it. The mean shift says whether the systematic lengthening went away
-# (near zero for `steps` against the baseline's `positions`), and W1, which weighs how far mass
-# moves, follows it. TV, the goal's measure, says whether the histogram as a whole came closer,
-# and the quantiles say how its shape changed: where `steps` has the smaller mean shift and W1
-# but not the smaller TV, its samples spread q differently (mass piles up towards both ends of
-# the support where the baseline's moved up), a drift of another kind than the one the kernel
-# explains, which the mosaic did not forecast either (compare `predicted_tv` with `trained_tv`;
-# the mosaic's own draws in that space almost never pass the check, `mosaic_plausible`). And the
-# heading errors, added up along the path into position errors, cost plausibility (exercise 3
-# isolates that). A representation can remove the mechanism's bias and still not shrink the
-# drift by the goal's measure.
+# travel distance: the distance is then the sum of one channel, so a zero-mean error on a length
+# changes it by the error itself, on average nothing, and an error on a heading not at all, where
+# in positions every error lengthens the path (the norm is convex). The `cone` lines above show
+# what came of it. The mean shift says whether the systematic lengthening went away (near zero for
+# `steps` against the baseline's `positions`), and W1, which weighs how far mass moves, follows it.
+# TV, the goal's measure, says whether the histogram as a whole came closer, and the quantiles say
+# how its shape changed: where `steps` has the smaller mean shift and W1 but not the smaller TV
+# (compare the difference with the seed range), its samples spread q differently (mass piles up
+# towards both ends of the support where the baseline's moved up), a drift of another kind than the
+# one the kernel explains, which the mosaic did not forecast either (compare `predicted_tv` with
+# `trained_tv`; the mosaic's own draws in that space almost never pass the check,
+# `mosaic_plausible`). And the heading errors, added up along the path into position errors, cost
+# plausibility (exercise 3 isolates that). A representation can remove the mechanism's bias and
+# still not shrink the drift by the goal's measure.
 
 # %% [markdown]
 # ## The results table
