@@ -395,15 +395,16 @@ for name in NAMES:
 #
 # The same curated trajectories, written in other coordinates φ (a
 # [representation](../docs/glossary.md#representation)): increments (steps instead of positions),
-# polar coordinates or a phasor for the oscillating and turning paths, step lengths with their
-# headings for `cone` (its travel distance is then the sum of one channel), a logit for the
-# logistic map's values in (0, 1), the deviation from the straight start–goal line for the maze,
-# unwrapped angles instead of sin/cos pairs for the pendulum. A model in φ-space generates z̃; the
-# trajectory is x̃ = φ⁻¹(z̃) and the quantity m(x̃), the task's own measurement and validity check
-# unchanged (`paper_lib.representation`). The maze has no increments or steps among its
-# candidates: its planner is given the start and the goal by imposing them as entries at every
-# denoising step, and in increments the goal is the sum of all the steps, a constraint on no
-# single entry; `bridge` keeps both as entries.
+# polar coordinates or a phasor for the oscillating and turning paths, amplitude and phase for the
+# sinusoid (its frequency is then the slope of one channel), step lengths with their headings for
+# `cone` (its travel distance is then the sum of one channel), a logit for the logistic map's
+# values in (0, 1), the deviation from the straight start–goal line for the maze, unwrapped angles
+# instead of sin/cos pairs for the pendulum. A model in φ-space generates z̃; the trajectory is x̃
+# = φ⁻¹(z̃) and the quantity m(x̃), the task's own measurement and validity check unchanged
+# (`paper_lib.representation`). The maze has no increments or steps among its candidates: its
+# planner is given the start and the goal by imposing them as entries at every denoising step, and
+# in increments the goal is the sum of all the steps, a constraint on no single entry; `bridge`
+# keeps both as entries.
 #
 # **The forecast first.** Two before-training forecasts of each candidate, neither of which
 # trains a model:

@@ -33,7 +33,8 @@ __all__ = ["Represented", "represent", "represent_dataset", "REPRESENTATIONS", "
 REPRESENTATIONS: dict[str, dict[str, str]] = {
     "sine": {"values": "x_t (native)",
              "increments": "x_0, then steps x_t − x_{t−1}",
-             "phasor": "x_t with its quadrature (Hilbert transform): a rotating phasor"},
+             "phasor": "x_t with its quadrature (Hilbert transform): a rotating phasor",
+             "phase": "amplitude and unwrapped phase of the analytic signal x + iHx"},
     "cone": {"positions": "(x_t, y_t) (native)",
              "increments": "p_0, then steps p_t − p_{t−1}",
              "polar": "radius r_t and unwrapped heading angle θ_t",
@@ -98,6 +99,9 @@ def to_phi(task: str, name: str, Z: np.ndarray) -> np.ndarray:
         return np.concatenate([Z[:, :1], g * np.diff(Z, axis=1)], axis=1)
     if name == "phasor":
         return np.stack([Z[..., 0], _quadrature(Z[..., 0])], axis=-1)
+    if name == "phase":        # x = A cos(2π ψ) exactly: Hx has no mean, x keeps its own
+        a = Z[..., 0] + 1j * _quadrature(Z[..., 0])
+        return np.stack([np.abs(a), np.unwrap(np.angle(a), axis=1) / (2 * np.pi)], axis=-1)
     if name == "polar":
         r = np.hypot(Z[..., 0], Z[..., 1])
         th = _unwrapped(Z[:, 1:, 1], Z[:, 1:, 0])          # frame 0 sits at the origin (r = 0):
@@ -133,6 +137,8 @@ def from_phi(task: str, name: str, W: np.ndarray) -> np.ndarray:
         return np.cumsum(np.concatenate([W[:, :1], W[:, 1:] / g], axis=1), axis=1)
     if name == "phasor":
         return W[..., :1]
+    if name == "phase":
+        return (W[..., 0] * np.cos(2 * np.pi * W[..., 1]))[..., None]
     if name == "polar":
         r, th = (W[..., 0] + 1) / 2, 2 * np.pi * W[..., 1]
         return np.stack([r * np.cos(th), r * np.sin(th)], axis=-1)
@@ -154,7 +160,8 @@ def from_phi(task: str, name: str, W: np.ndarray) -> np.ndarray:
     raise _unknown(task, name)
 
 
-_CHANNELS = {"phasor": ("x", "Hx"), "polar": ("r", "θ"), "steps": ("step length", "heading"),
+_CHANNELS = {"phasor": ("x", "Hx"), "phase": ("A", "ψ"), "polar": ("r", "θ"),
+             "steps": ("step length", "heading"),
              "logit": ("logit x",), "angles": ("θ1", "θ2", "ω1", "ω2")}
 
 

@@ -71,3 +71,17 @@ def test_steps_carry_the_travel_distance_linearly():
     longer = Z.copy()
     longer[:, 1:, 0] += 0.01
     np.testing.assert_allclose(t.measure(longer) - data.q, 0.01 * (base.T - 1) / gain, rtol=1e-3)
+
+
+def test_phase_of_a_whole_number_of_cycles_is_exact():
+    """sine in ``phase``: with whole cycles in the window the analytic signal is exact, so the
+    amplitude is 1 at every step and the phase turns f / T cycles per step; x = A cos(2πψ)."""
+    base = get_task("sine")
+    X = base.generate(np.array([2.0, 3.0]), np.random.default_rng(0))
+    t = rep.represent(base, "phase")
+    W = t.from_task(X).astype(np.float64)
+    np.testing.assert_allclose(W[..., 0], 1.0, atol=1e-5)
+    turn = np.diff(W[..., 1], axis=1)
+    np.testing.assert_allclose(turn, np.broadcast_to([[2 / base.T], [3 / base.T]], turn.shape),
+                               atol=1e-5)
+    np.testing.assert_allclose(t.measure(W.astype(np.float32)), [2.0, 3.0], atol=0.01)
