@@ -1,6 +1,7 @@
 """Property-based tests (issue 17): the measurements of every task, ``Bins``, histograms, TV/W1,
-nearest neighbours and the data-only kernels on generated adversarial arrays -- NaN, ±inf, huge
-and tiny (subnormal) values, empty and single-element inputs, wrong shapes.
+nearest neighbours, the data-only kernels and the representations of notebook 06 on generated
+adversarial arrays -- NaN, ±inf, huge and tiny (subnormal) values, empty and single-element
+inputs, wrong shapes.
 
 The property everywhere: a finite correct answer, NaN, or a clear ``ValueError`` -- never a
 silently wrong finite value. Runs are small and derandomised (a fixed example sequence), so the
@@ -15,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from paper_lib import kernels, metrics
+import paper_lib
+from paper_lib import kernels, metrics, representation
 from paper_lib.metrics import Bins
 from paper_lib.tasks import get_task
 
@@ -389,3 +391,30 @@ def test_trajectories_beyond_float32_are_a_clear_error_not_inf(X):
         assert np.abs(X).max() > np.finfo(np.float32).max
     else:
         assert np.isfinite(out).all()
+
+
+# ---------------------------------------------------------------- representations (notebook 06)
+
+def _read_channels(task: str, name: str, C: int) -> range:
+    """The φ channels the inverse map reads (a phasor's quadrature is carried, not read)."""
+    return range(1) if name == "phasor" else range(C)
+
+
+@pytest.mark.parametrize("task,name", [(t, n) for t, c in representation.REPRESENTATIONS.items()
+                                       for n in c])
+@SETTINGS
+@given(data=st.data())
+def test_a_representation_never_measures_a_nan_entry_as_finite(task, name, data):
+    """A NaN anywhere the inverse map reads makes the trajectory unmeasurable: its q is NaN and
+    it is not plausible; the other trajectories keep their q."""
+    base = get_task(task)
+    t = representation.represent(base, name)
+    ds = representation.represent_dataset(paper_lib.make_dataset(base, 4, seed=0), t)
+    Z = ds.X.copy()
+    q_clean = t.measure(Z)
+    frame = data.draw(st.integers(0, Z.shape[1] - 1))
+    channel = data.draw(st.sampled_from(list(_read_channels(task, name, Z.shape[2]))))
+    Z[1, frame, channel] = np.nan
+    q = t.measure(Z)
+    assert np.isnan(q[1]) and not t.is_plausible(Z)[1]
+    np.testing.assert_array_equal(q[[0, 2, 3]], q_clean[[0, 2, 3]])
