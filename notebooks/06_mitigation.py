@@ -546,7 +546,7 @@ check_pick = least(trained, "drift_check_tv")
 print(f"the drift check in its place: Spearman {rho_check:.2f}; it would have chosen "
       + ", ".join(f"{n} {check_pick[n]}" for n in NAMES) + ", the best trained on "
       f"{sum(check_pick[n] == best_trained[n] for n in NAMES)} of {len(NAMES)} tasks")
-print("within each task (2 candidates: +1 same order, -1 reversed):",
+print("within each task (Spearman; with 2 candidates +1 is the same order, -1 reversed):",
       ", ".join(f"{n} {rho_task[n]:+.2f}" for n in NAMES))
 print(f"the forecast picked the best trained representation on "
       f"{int((verdict.chosen == verdict.best_trained).sum())} of {len(NAMES)} tasks")
