@@ -9,9 +9,9 @@ sweeps each kernel family's scale and returns the rows of ``tables/kernel_agreem
 three modes of notebook 03: ``calibrated`` (scale fitted to p_model), ``matched`` (locality equal
 to ``nn_ratio``; never looks at p_model) and ``held-out`` (nothing from this model).
 :func:`before_training` adds the fourth, ``before-training``: a forecast that used no model of the
-target task (a closed-form surrogate of the class, :mod:`paper_lib.surrogates`, with parameters
-chosen on the other tasks; or a pilot model of the class at a tenth of the compute, whose cost
-counts).
+target task (a closed-form surrogate of the class, :mod:`paper_lib.surrogates`, sampled, or used
+as a local kernel by :func:`local_surrogate`, with parameters chosen on the other tasks; or a
+pilot model of the class at a tenth of the compute, whose cost counts).
 
 Every row carries two numbers to read its EDF against: ``edf_ceiling``, the EDF that an
 independent sample bank of the *same* model scores against the target bank (what a perfect
@@ -33,9 +33,9 @@ from .seeding import rng
 
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
            "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast", "forecast",
-           "held_out", "before_training", "sampled", "pilot", "PILOT_STEPS", "PILOT_WIDTH",
-           "leave_one_task_out", "mosaic_setting", "fit_t_star", "synthetic_localities",
-           "SMOOTH_LENGTH"]
+           "held_out", "before_training", "local_surrogate", "sampled", "pilot", "PILOT_STEPS",
+           "PILOT_WIDTH", "leave_one_task_out", "mosaic_setting", "fit_t_star",
+           "synthetic_localities", "SMOOTH_LENGTH"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",
@@ -265,6 +265,35 @@ def before_training(tg: Target, family: str, X: np.ndarray, seconds: float, sour
     ev = {**metrics.agreement(p_hat, tg.p_model, tg.p_data, tg.noise),
           "locality": drift.nn_ratio(X, tg.train), "predict_seconds": seconds}
     return _row(tg, family, "before-training", source, scale, ev), p_hat
+
+
+def local_surrogate(targets: dict, kernel_for, settings: dict, profile: Profile, family: str,
+                    grid=None) -> tuple[list, dict, pd.DataFrame]:
+    """``before-training`` rows of a surrogate's *local* kernel (noise to t*, then the
+    surrogate's own reverse steps back: :class:`paper_lib.surrogates.surrogate_denoise`) for
+    every target of ``targets`` ({task name: Target}). ``kernel_for(setting, name, t_star)``
+    builds the kernel on task ``name``'s training set; ``settings[name]`` is the surrogate's
+    setting (a label) chosen without task ``name``. The level t* is chosen leave one task out
+    on ``grid`` (default ``profile.t_stars``), the other tasks scored with the target's own
+    setting, so nothing of the target task's samples enters. Returns (rows, {name: p_hat},
+    sweep: columns setting, task, t_star, rho, edf; one row per setting, task and grid level)."""
+    grid = tuple(profile.t_stars if grid is None else grid)
+    evs = {(setting, name, t_star): evaluate(tg, kernel_for(setting, name, t_star), profile,
+                                             family, "before-training", setting, t_star)
+           for setting in dict.fromkeys(settings.values()) for name, tg in targets.items()
+           for t_star in grid}
+    sweep = pd.DataFrame([{"setting": s, "task": n, "t_star": t, "rho": ev["rho"],
+                           "edf": ev["edf"]} for (s, n, t), ev in evs.items()])
+    rows, shown = [], {}
+    for name, tg in targets.items():
+        setting = settings[name]
+        t_star = leave_one_task_out(sweep[sweep.setting == setting], setting="t_star")[name]
+        others = " & ".join(sorted(n for n in targets if n != name))
+        ev = evs[setting, name, t_star]
+        rows.append(_row(tg, family, "before-training",
+                         f"{setting}, t*={t_star} (chosen on {others})", t_star, ev))
+        shown[name] = ev["p_hat"]
+    return rows, shown, sweep
 
 
 def pilot(task, kind: str, profile: Profile) -> drift.Run:

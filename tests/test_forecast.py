@@ -138,3 +138,44 @@ def test_leave_one_task_out_never_looks_at_the_task_it_chooses_for():
 def test_pilot_is_a_tenth_of_the_steps_at_half_the_width():
     run = forecast.pilot("cone", "diffusion-unet", P.with_(train_steps=20, width=8))
     assert run.trained.spec.train_steps == 2 and run.trained.spec.width == 4
+
+
+def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_setting():
+    """Three 'models' whose samples are their data moved by white noise, a and b at locality 1,
+    c at 0.25. The 'surrogate' kernel is white noise at locality grid[t*] (setting x) or 4 ×
+    that (setting y). With setting y, c's t* is chosen on a and b scored *with y*: t* = 0
+    (0.25 × 4 = 1, their locality), whatever c's own model would prefer."""
+    from paper_lib import get_task, make_dataset, metrics
+
+    task = get_task("cone")
+    bins = metrics.Bins(task.lo, task.hi, 10)
+
+    def target(seed, locality):
+        ds = make_dataset("cone", 256, seed=seed, use_cache=False)
+        tg = forecast.Target(task, "synthetic", ds, bins,
+                             metrics.histogram(task.measure(ds.X), bins), None, None,
+                             kernels.data_spacing(ds.X), locality)
+        s = forecast.scale_at(kernels.white, tg, locality)
+        X = kernels.white(s).sample(np.repeat(ds.X, 8, 0), np.random.default_rng(seed))
+        tg.p_model, tg.noise = metrics.histogram(task.measure(X), bins), np.zeros(bins.n + 2)
+        return tg
+
+    targets = {"a": target(0, 1.0), "b": target(1, 1.0), "c": target(2, 0.25)}
+    localities = (0.25, 1.0)
+
+    def kernel_for(setting, name, t_star):
+        gain = {"x": 1.0, "y": 4.0}[setting]
+        return kernels.white(forecast.scale_at(kernels.white, targets[name],
+                                               gain * localities[t_star]))
+
+    prof = P.with_(kernel_draws=4)
+    rows, shown, sweep = forecast.local_surrogate(targets, kernel_for,
+                                                  {"a": "x", "b": "x", "c": "y"}, prof,
+                                                  "white", grid=(0, 1))
+    assert len(sweep) == 2 * 3 * 2 and set(sweep.setting) == {"x", "y"}
+    assert len(rows) == 3 and set(shown) == {"a", "b", "c"}
+    c = rows[2]
+    assert c["mode"] == "before-training" and c["scale"] == 0
+    assert c["source"] == "y, t*=0 (chosen on a & b)"
+    a = rows[0]
+    assert a["source"].startswith("x, t*=") and a["source"].endswith("(chosen on b & c)")
