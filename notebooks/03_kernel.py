@@ -584,11 +584,12 @@ before = pd.DataFrame(bt_rows + local_rows, columns=forecast.AGREEMENT_COLUMNS)
 plots.update_table(before, "kernel_agreement", ["task", "model", "kernel", "mode"])
 
 # %% [markdown]
-# Both uses of the mosaic are random: each call draws its bank of 512 training patches at random
-# (and the sampler its noise, the kernel the noise it adds). How much of a row is that luck? The
-# chosen setting again with other random streams, four more for the kernel and two more for the
-# sampler (2,000 draws each), against the same target; per task, the range of ρ and of EDF /
-# ceiling over the streams and on how many of them the goal is met.
+# Both uses of the mosaic are random: each call draws its bank of training patches at random
+# (`n_patches`, 512 by default, of all N·T), and the sampler its noise, the kernel the noise it
+# adds. How much of a row is that luck? The chosen setting again with other random streams, four
+# more for the kernel and two more for the sampler (`n_samples` draws each), against the same
+# target; per task, the range of ρ and of EDF / ceiling over the streams and on how many of them
+# the goal is met.
 
 # %%
 def redrawn(row, stream: int) -> dict:
