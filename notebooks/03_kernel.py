@@ -614,8 +614,9 @@ for row in before[(before.model == "diffusion-unet")
         ev = redrawn(row, stream)
         luck.append({"task": row.task, "kernel": row.kernel, "rho": ev["rho"], "edf": ev["edf"]})
 luck = pd.DataFrame(luck)
-luck["edf_over_ceiling"] = luck.edf / luck.task.map(lambda n: unet_targets[n].ceiling)
-luck["meets"] = (luck.rho >= 0.7) & (luck.edf_over_ceiling >= 0.5)
+luck["ceiling"] = luck.task.map(lambda n: unet_targets[n].ceiling)
+luck["edf_over_ceiling"] = luck.edf / luck.ceiling
+luck["meets"] = forecast.meets_goal(luck.rho, luck.edf, luck.ceiling)
 luck_range = luck.groupby(["kernel", "task"]).agg(
     streams=("rho", "size"), rho_min=("rho", "min"), rho_max=("rho", "max"),
     edf_over_ceiling_min=("edf_over_ceiling", "min"),
@@ -667,7 +668,7 @@ chart
 
 # %%
 before["edf_over_ceiling"] = before.edf / before.edf_ceiling
-before["meets"] = (before.rho >= 0.7) & (before.edf >= 0.5 * before.edf_ceiling)
+before["meets"] = forecast.meets_goal(before.rho, before.edf, before.edf_ceiling)
 before["cheap"] = before.cost_fraction <= 0.1
 bt_verdict = before.groupby(["model", "kernel"]).agg(
     tasks=("task", "size"), meets=("meets", "sum"), meets_and_cheap=(
@@ -733,9 +734,9 @@ print(f"\nmosaic: rho > 0.5 on {int((reading.rho > 0.5).sum())} of {len(reading)
       f"its samples are less often plausible than the U-Net's on "
       f"{int((reading.surrogate_plausible < reading.model_plausible - 0.05).sum())} tasks")
 print(f"settings chosen leave one task out: {sorted(set(reading.setting))}")
-oracle = local_sweep[local_sweep.setting == local_sweep.task.map(mosaic_labels)].assign(
-    ceiling=lambda d: d.task.map(lambda n: unet_targets[n].ceiling))
-oracle_ok = oracle[(oracle.rho >= 0.7) & (oracle.edf >= 0.5 * oracle.ceiling)]
+oracle = local_sweep[local_sweep.setting == local_sweep.task.map(mosaic_labels)]
+oracle_ok = oracle[forecast.meets_goal(oracle.rho, oracle.edf,
+                                       oracle.task.map(lambda n: unet_targets[n].ceiling))]
 print(f"mosaic as a local kernel, t* chosen on the other tasks: rho >= 0.7 on "
       f"{int((reading.kernel_rho >= 0.7).sum())} of {len(reading)} tasks, EDF >= 0.5 x ceiling "
       f"on {int((reading['kernel_edf/ceiling'] >= 0.5).sum())}; with t* picked on the task "

@@ -545,7 +545,7 @@ print(f"kernels that do not run the planner, calibrated: EDF at most {best_other
 print("held-out EDF: " + ", ".join(f"{r.kernel} {r.edf:.2f}"
                                    for r in agree[agree["mode"] == "held-out"].itertuples())
       + f" (denoise: the planner trained on U[{lo_o:g}, {TASK.hi:g}), t* = {t_best})")
-bt_goal = (bt.rho >= 0.7) & (bt.edf >= 0.5 * bt.edf_ceiling)
+bt_goal = forecast.meets_goal(bt.rho, bt.edf, bt.edf_ceiling)
 print("before training, notebook 03's goal (ρ ≥ 0.7 and EDF ≥ 0.5 × ceiling): " + (", ".join(
     f"{r.kernel} ρ {r.rho:.2f}, EDF/ceiling {r.edf / r.edf_ceiling:.2f} -> "
     f"{'met' if ok else 'not met'} (cost fraction {r.cost_fraction:.2f})"

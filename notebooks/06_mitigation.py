@@ -527,10 +527,11 @@ verdict = pd.DataFrame(verdict)
 print(verdict.round(3).to_string(index=False))
 # how far one seed moves TV with nothing else changed: the baseline U-Net's seeds in drift.csv
 # (notebooks 02, 04 and 05 train three of each task)
-seeds = plots.read_table("drift").query("model == @KIND").groupby("task").tv_model_prior
-seed_range = {n: (seeds.min()[n], seeds.max()[n], seeds.size()[n]) for n in NAMES}
+seed_range = plots.read_table("drift").query("model == @KIND").groupby(
+    "task").tv_model_prior.agg(["min", "max", "size"])
 print("the baseline U-Net's TV to the prior over its seeds (drift.csv): " + ", ".join(
-    f"{n} {lo:.3f}–{hi:.3f} ({k} seeds)" for n, (lo, hi, k) in seed_range.items()))
+    f"{n} {seed_range['min'][n]:.3f}–{seed_range['max'][n]:.3f} ({seed_range['size'][n]} seeds)"
+    for n in NAMES))
 rho_all = stats.spearmanr(trained.predicted_tv, trained.trained_tv).statistic
 rho_task = {n: stats.spearmanr(d.predicted_tv, d.trained_tv).statistic if len(d) > 2 else
             float(np.sign(np.diff(d.predicted_tv.to_numpy())[0]

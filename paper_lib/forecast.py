@@ -35,7 +35,7 @@ __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescal
            "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast", "forecast",
            "held_out", "before_training", "local_surrogate", "sampled", "pilot", "PILOT_STEPS",
            "PILOT_WIDTH", "leave_one_task_out", "mosaic_setting", "fit_t_star",
-           "synthetic_localities", "SMOOTH_LENGTH"]
+           "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO", "GOAL_EDF", "meets_goal"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",
@@ -45,6 +45,8 @@ AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "loca
 # across a bin edge and can flip the choice among them, so a calibrated row reports the range of
 # their EDFs, ``edf_spread``, as the uncertainty of its EDF (NaN for the other modes).
 CALIBRATION_TOL = 0.01
+# the before-training accuracy goal (notebook 03): ρ ≥ GOAL_RHO and EDF ≥ GOAL_EDF × ceiling
+GOAL_RHO, GOAL_EDF = 0.7, 0.5
 SMOOTH_LENGTH = 3.0   # time steps: the `smooth` kernel's correlation length
 N_LOCALITY = 500      # trajectories used to measure a kernel's locality
 PILOT_STEPS = 0.1     # a pilot model trains for this fraction of the profile's steps …
@@ -294,6 +296,12 @@ def local_surrogate(targets: dict, kernel_for, settings: dict, profile: Profile,
                          f"{setting}, t*={t_star} (chosen on {others})", t_star, ev))
         shown[name] = ev["p_hat"]
     return rows, shown, sweep
+
+
+def meets_goal(rho, edf, ceiling):
+    """Whether a forecast meets the before-training accuracy goal: ρ ≥ GOAL_RHO and EDF ≥
+    GOAL_EDF × its ``ceiling``; scalars, arrays or columns alike (elementwise)."""
+    return (rho >= GOAL_RHO) & (edf >= GOAL_EDF * ceiling)
 
 
 def pilot(task, kind: str, profile: Profile) -> drift.Run:

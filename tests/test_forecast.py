@@ -179,3 +179,12 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
     assert c["source"] == "y, t*=0 (chosen on a & b)"
     a = rows[0]
     assert a["source"].startswith("x, t*=") and a["source"].endswith("(chosen on b & c)")
+
+
+def test_meets_goal_is_rho_and_edf_against_the_ceiling():
+    import pandas as pd
+
+    d = pd.DataFrame({"rho": [0.7, 0.69, 0.9, 0.9], "edf": [0.4, 0.9, 0.39, 0.1],
+                      "ceiling": [0.8, 0.8, 0.8, 0.2]})
+    assert forecast.meets_goal(d.rho, d.edf, d.ceiling).tolist() == [True, False, False, True]
+    assert forecast.meets_goal(0.7, 0.5, 1.0) and not forecast.meets_goal(0.7, 0.49, 1.0)
