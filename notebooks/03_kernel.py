@@ -597,7 +597,8 @@ def redrawn(row, stream: int) -> dict:
     name, tg = row.task, unet_targets[row.task]
     if row.kernel == "mosaic-denoise":
         kernel = mosaic_kernel(mosaic_labels[name], name, int(row.scale))
-        return forecast.evaluate(tg, kernel, P, "mosaic-denoise", "repeat", stream)
+        return forecast.evaluate(tg, kernel, P, "mosaic-denoise", "repeat", stream,
+                                 locality=False)
     setting = dict(zip(("p_lo", "switch"), forecast.mosaic_setting(before, name)))
     X = forecast.sampled(make_surrogate(name, "diffusion-unet", setting), P.n_samples,
                          rng(0, "surrogate-repeat", name, stream),

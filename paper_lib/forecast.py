@@ -32,8 +32,8 @@ from .profiles import Profile
 from .seeding import rng
 
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
-           "evaluate", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast", "forecast",
-           "held_out", "before_training", "local_surrogate", "sampled", "pilot", "PILOT_STEPS",
+           "evaluate", "locality_on", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast",
+           "forecast", "held_out", "before_training", "local_surrogate", "sampled", "pilot", "PILOT_STEPS",
            "PILOT_WIDTH", "leave_one_task_out", "mosaic_setting", "fit_t_star",
            "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO", "GOAL_EDF", "meets_goal"]
 
@@ -132,17 +132,24 @@ def rescaled_neighbour(nb: kernels.neighbour, alpha: float) -> kernels.neighbour
     return k
 
 
-def evaluate(tg: Target, kernel, profile: Profile, *keys) -> dict:
-    """One kernel's prediction for ``tg``: agreement numbers (metrics.agreement), ``locality``,
-    ``p_hat`` and ``predict_seconds`` (the cost of computing the prediction, also when it comes
-    from the cache); random streams named by ``keys``."""
-    name = tg.task.name
+def evaluate(tg: Target, kernel, profile: Profile, *keys, locality: bool = True) -> dict:
+    """One kernel's prediction for ``tg``: agreement numbers (metrics.agreement), ``locality``
+    (:func:`locality_on`; NaN when ``locality`` is False, for a prediction whose row does not
+    report it), ``p_hat`` and ``predict_seconds`` (the cost of computing the prediction, also
+    when it comes from the cache); random streams named by ``keys``."""
     p_hat, _, seconds = kernels.predict(tg.task, tg.data, kernel, profile.kernel_draws, tg.bins,
-                                        rng(0, "predict", name, tg.model, *keys), timed=True)
-    X = tg.data.X[:N_LOCALITY]
-    loc = kernels.kernel_locality(kernel, X, tg.spacing, rng(0, "locality", name))
+                                        rng(0, "predict", tg.task.name, tg.model, *keys),
+                                        timed=True)
     a = metrics.agreement(p_hat, tg.p_model, tg.p_data, tg.noise)
+    loc = locality_on(tg, kernel) if locality else float("nan")
     return {**a, "locality": loc, "p_hat": p_hat, "predict_seconds": seconds}
+
+
+def locality_on(tg: Target, kernel) -> float:
+    """How far ``kernel`` moves the first N_LOCALITY trajectories of ``tg``'s data, in data
+    spacings (:func:`paper_lib.kernels.kernel_locality`, one locality stream per task)."""
+    return kernels.kernel_locality(kernel, tg.data.X[:N_LOCALITY], tg.spacing,
+                                   rng(0, "locality", tg.task.name))
 
 
 def scale_at(make, tg: Target, target: float) -> float:
@@ -281,7 +288,8 @@ def local_surrogate(targets: dict, kernel_for, settings: dict, profile: Profile,
     sweep: columns setting, task, t_star, rho, edf; one row per setting, task and grid level)."""
     grid = tuple(profile.t_stars if grid is None else grid)
     evs = {(setting, name, t_star): evaluate(tg, kernel_for(setting, name, t_star), profile,
-                                             family, "before-training", setting, t_star)
+                                             family, "before-training", setting, t_star,
+                                             locality=False)
            for setting in dict.fromkeys(settings.values()) for name, tg in targets.items()
            for t_star in grid}
     sweep = pd.DataFrame([{"setting": s, "task": n, "t_star": t, "rho": ev["rho"],
@@ -291,7 +299,8 @@ def local_surrogate(targets: dict, kernel_for, settings: dict, profile: Profile,
         setting = settings[name]
         t_star = leave_one_task_out(sweep[sweep.setting == setting], setting="t_star")[name]
         others = " & ".join(sorted(n for n in targets if n != name))
-        ev = evs[setting, name, t_star]
+        ev = {**evs[setting, name, t_star],   # locality: of the chosen rows only
+              "locality": locality_on(tg, kernel_for(setting, name, t_star))}
         rows.append(_row(tg, family, "before-training",
                          f"{setting}, t*={t_star} (chosen on {others})", t_star, ev))
         shown[name] = ev["p_hat"]

@@ -179,6 +179,31 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
     assert c["source"] == "y, t*=0 (chosen on a & b)"
     a = rows[0]
     assert a["source"].startswith("x, t*=") and a["source"].endswith("(chosen on b & c)")
+    # the locality is measured for the chosen rows (y at t* = 0 moves c's data by 4 × 0.25)
+    assert abs(c["locality"] - 1.0) < 0.05
+    assert all(np.isfinite(r["locality"]) for r in rows)
+
+
+def test_evaluate_can_skip_the_locality():
+    """A prediction whose row does not report its locality skips measuring it (NaN); the
+    agreement numbers and the prediction are the same as with it."""
+    from paper_lib import get_task, make_dataset, metrics
+
+    task = get_task("sine")
+    ds = make_dataset("sine", 128, seed=0, use_cache=False)
+    bins = metrics.Bins(task.lo, task.hi, 8)
+    p = metrics.histogram(task.measure(ds.X), bins)
+    X_model = kernels.white(0.1).sample(ds.X, np.random.default_rng(1))
+    tg = forecast.Target(task, "synthetic", ds, bins, p,
+                         metrics.histogram(task.measure(X_model), bins), np.zeros(bins.n + 2),
+                         kernels.data_spacing(ds.X), 1.0)
+    kernel = kernels.white(0.05)
+    with_loc = forecast.evaluate(tg, kernel, P, "x")
+    without = forecast.evaluate(tg, kernel, P, "x", locality=False)
+    assert np.isnan(without["locality"]) and np.isfinite(with_loc["locality"])
+    assert with_loc["locality"] == forecast.locality_on(tg, kernel)
+    np.testing.assert_array_equal(with_loc["p_hat"], without["p_hat"])
+    assert np.isfinite(with_loc["edf"]) and with_loc["edf"] == without["edf"]
 
 
 def test_meets_goal_is_rho_and_edf_against_the_ceiling():
