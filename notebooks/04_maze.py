@@ -468,8 +468,10 @@ print(f"Jensen: matched white noise (locality {w.locality:.2f}) lengthens paths 
 #
 # Notebook 03 also forecasts this planner's drift *before training*, with no model of this task:
 # the patch-mosaic [surrogate](../docs/glossary.md#surrogate) of the U-Net (its two parameters
-# chosen on the four other tasks) and a [pilot](../docs/glossary.md#pilot-model) planner at a
-# tenth of the training steps and half the width. Each row carries the planner's
+# chosen on the four other tasks), sampled (`mosaic`) and as a local kernel (`mosaic-denoise`),
+# a [pilot](../docs/glossary.md#pilot-model) planner at a tenth of the training steps and half
+# the width (`pilot`), and a small-batch pilot's own denoiser as a local kernel
+# (`pilot-denoise`; t* chosen on the other tasks). Each row carries the planner's
 # [`edf_ceiling`](../docs/glossary.md#edf-ceiling) (the EDF a second sample bank of the same model
 # scores) and the forecast's [`cost_fraction`](../docs/glossary.md#cost-fraction) (its seconds
 # over those of training and sampling the planner).
@@ -588,8 +590,8 @@ print("before training, notebook 03's goal (ρ ≥ 0.7 and EDF ≥ 0.5 × ceilin
 #   Jensen argument gives the direction for short trips but not the size.
 # * **Held-out and before-training forecasts:** the held-out line scores data-only localities
 #   carried over from the synthetic tasks and the denoiser of a planner trained on the upper part
-#   of the range; the last line checks the patch mosaic and the pilot against notebook 03's goal.
-#   Where the held-out EDFs are near zero or negative and neither before-training forecast meets
+#   of the range; the last line checks each before-training forecast against notebook 03's goal.
+#   Where the held-out EDFs are near zero or negative and no before-training forecast meets
 #   the goal, nothing but the trained planner forecasts this drift: explaining it by the planner's
 #   local error is supported, forecasting it before training is not.
 

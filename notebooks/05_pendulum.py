@@ -431,8 +431,10 @@ print(pd.DataFrame(verdict).round(3).to_string(index=False))
 #
 # Notebook 03 also forecasts this U-Net's drift *before training*, with no model of this task:
 # the patch-mosaic [surrogate](../docs/glossary.md#surrogate) of the U-Net (its two parameters
-# chosen on the four other tasks) and a [pilot U-Net](../docs/glossary.md#pilot-model) at a tenth
-# of the training steps and half the width. Each row carries the U-Net's
+# chosen on the four other tasks), sampled (`mosaic`) and as a local kernel (`mosaic-denoise`), a
+# [pilot U-Net](../docs/glossary.md#pilot-model) at a tenth of the training steps and half the
+# width (`pilot`), and a small-batch pilot's own denoiser as a local kernel (`pilot-denoise`; t*
+# chosen on the other tasks). Each row carries the U-Net's
 # [`edf_ceiling`](../docs/glossary.md#edf-ceiling) (the EDF a second sample bank of the same
 # model scores) and the forecast's [`cost_fraction`](../docs/glossary.md#cost-fraction) (its
 # seconds over those of training and sampling the U-Net).

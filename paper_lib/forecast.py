@@ -11,7 +11,8 @@ to ``nn_ratio``; never looks at p_model) and ``held-out`` (nothing from this mod
 :func:`before_training` adds the fourth, ``before-training``: a forecast that used no model of the
 target task (a closed-form surrogate of the class, :mod:`paper_lib.surrogates`, sampled, or used
 as a local kernel by :func:`local_surrogate`, with parameters chosen on the other tasks; or a
-pilot model of the class at a tenth of the compute, whose cost counts).
+pilot model of the class at a tenth of the compute or less, whose cost counts: its samples
+(:func:`pilot`), or its own denoiser as a local kernel (:func:`kernel_pilot`)).
 
 Every row carries two numbers to read its EDF against: ``edf_ceiling``, the EDF that an
 independent sample bank of the *same* model scores against the target bank (what a perfect
@@ -33,9 +34,10 @@ from .seeding import rng
 
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
            "evaluate", "locality_on", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast",
-           "forecast", "held_out", "before_training", "local_surrogate", "sampled", "pilot", "PILOT_STEPS",
-           "PILOT_WIDTH", "leave_one_task_out", "mosaic_setting", "fit_t_star",
-           "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO", "GOAL_EDF", "meets_goal"]
+           "forecast", "held_out", "before_training", "local_surrogate", "sampled", "pilot",
+           "PILOT_STEPS", "PILOT_WIDTH", "kernel_pilot", "KERNEL_PILOT", "leave_one_task_out",
+           "mosaic_setting", "fit_t_star", "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO",
+           "GOAL_EDF", "meets_goal"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",
@@ -51,6 +53,10 @@ SMOOTH_LENGTH = 3.0   # time steps: the `smooth` kernel's correlation length
 N_LOCALITY = 500      # trajectories used to measure a kernel's locality
 PILOT_STEPS = 0.1     # a pilot model trains for this fraction of the profile's steps …
 PILOT_WIDTH = 0.5     # … at this fraction of its width (and draws half as many samples)
+# A kernel pilot, whose own denoiser is the forecast: the target's width, an eighth of its batch
+# and a third of its steps (1/24 of its training FLOPs; with small batches a short run gets
+# more optimiser steps for its compute). Fractions of the profile's sizes.
+KERNEL_PILOT = {"train_steps": 1 / 3, "batch_size": 1 / 8, "width": 1.0}
 
 
 @dataclass
@@ -277,15 +283,18 @@ def before_training(tg: Target, family: str, X: np.ndarray, seconds: float, sour
 
 
 def local_surrogate(targets: dict, kernel_for, settings: dict, profile: Profile, family: str,
-                    grid=None) -> tuple[list, dict, pd.DataFrame]:
+                    grid=None, seconds: dict | None = None) -> tuple[list, dict, pd.DataFrame]:
     """``before-training`` rows of a surrogate's *local* kernel (noise to t*, then the
-    surrogate's own reverse steps back: :class:`paper_lib.surrogates.surrogate_denoise`) for
-    every target of ``targets`` ({task name: Target}). ``kernel_for(setting, name, t_star)``
+    surrogate's own reverse steps back: :class:`paper_lib.surrogates.surrogate_denoise`; or a
+    :func:`kernel_pilot`'s own ``denoise`` kernel) for every target of ``targets`` ({task name:
+    Target}). ``kernel_for(setting, name, t_star)``
     builds the kernel on task ``name``'s training set; ``settings[name]`` is the surrogate's
     setting (a label) chosen without task ``name``. The level t* is chosen leave one task out
     on ``grid`` (default ``profile.t_stars``), the other tasks scored with the target's own
-    setting, so nothing of the target task's samples enters. Returns (rows, {name: p_hat},
-    sweep: columns setting, task, t_star, rho, edf; one row per setting, task and grid level)."""
+    setting, so nothing of the target task's samples enters. ``seconds[name]``: what building
+    task ``name``'s kernel cost beyond its predictions (a pilot's training), counted in the row's
+    ``cost_fraction``. Returns (rows, {name: p_hat}, sweep: columns setting, task, t_star, rho,
+    edf; one row per setting, task and grid level)."""
     grid = tuple(profile.t_stars if grid is None else grid)
     evs = {(setting, name, t_star): evaluate(tg, kernel_for(setting, name, t_star), profile,
                                              family, "before-training", setting, t_star,
@@ -299,8 +308,9 @@ def local_surrogate(targets: dict, kernel_for, settings: dict, profile: Profile,
         setting = settings[name]
         t_star = leave_one_task_out(sweep[sweep.setting == setting], setting="t_star")[name]
         others = " & ".join(sorted(n for n in targets if n != name))
-        ev = {**evs[setting, name, t_star],   # locality: of the chosen rows only
-              "locality": locality_on(tg, kernel_for(setting, name, t_star))}
+        ev = evs[setting, name, t_star]
+        ev = {**ev, "locality": locality_on(tg, kernel_for(setting, name, t_star)),  # chosen only
+              "predict_seconds": ev["predict_seconds"] + (seconds or {}).get(name, 0.0)}
         rows.append(_row(tg, family, "before-training",
                          f"{setting}, t*={t_star} (chosen on {others})", t_star, ev))
         shown[name] = ev["p_hat"]
@@ -320,6 +330,14 @@ def pilot(task, kind: str, profile: Profile) -> drift.Run:
     return drift.train(task, kind, profile, train_steps=max(1, round(profile.train_steps
                                                                        * PILOT_STEPS)),
                        width=max(2, round(profile.width * PILOT_WIDTH)))
+
+
+def kernel_pilot(task, kind: str, profile: Profile, seed: int = 0) -> drift.Run:
+    """A pilot of class ``kind`` (a diffusion kind) on ``task``'s curated set whose own
+    ``denoise`` kernel is the forecast, at the KERNEL_PILOT fractions of the profile's steps,
+    batch and width (same data; ``seed``: the pilot's own, for its luck)."""
+    size = {k: max(1, round(getattr(profile, k) * f)) for k, f in KERNEL_PILOT.items()}
+    return drift.train(task, kind, profile, seed=seed, **size)
 
 
 def leave_one_task_out(scores: pd.DataFrame, setting: str = "setting",

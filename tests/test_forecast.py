@@ -140,6 +140,14 @@ def test_pilot_is_a_tenth_of_the_steps_at_half_the_width():
     assert run.trained.spec.train_steps == 2 and run.trained.spec.width == 4
 
 
+def test_kernel_pilot_has_the_targets_width_an_eighth_of_its_batch_a_third_of_its_steps():
+    prof = P.with_(train_steps=24, width=8, batch_size=32)
+    spec = forecast.kernel_pilot("cone", "diffusion-unet", prof, seed=1).trained.spec
+    assert (spec.train_steps, spec.batch_size, spec.width) == (8, 4, 8)
+    # a tenth of the compute or less: steps x batch against the target's
+    assert spec.train_steps * spec.batch_size <= 0.1 * prof.train_steps * prof.batch_size
+
+
 def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_setting():
     """Three 'models' whose samples are their data moved by white noise, a and b at locality 1,
     c at 0.25. The 'surrogate' kernel is white noise at locality grid[t*] (setting x) or 4 ×
@@ -158,6 +166,7 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
         s = forecast.scale_at(kernels.white, tg, locality)
         X = kernels.white(s).sample(np.repeat(ds.X, 8, 0), np.random.default_rng(seed))
         tg.p_model, tg.noise = metrics.histogram(task.measure(X), bins), np.zeros(bins.n + 2)
+        tg.cost = 100.0     # seconds to train and sample the 'model'
         return tg
 
     targets = {"a": target(0, 1.0), "b": target(1, 1.0), "c": target(2, 0.25)}
@@ -171,7 +180,7 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
     prof = P.with_(kernel_draws=4)
     rows, shown, sweep = forecast.local_surrogate(targets, kernel_for,
                                                   {"a": "x", "b": "x", "c": "y"}, prof,
-                                                  "white", grid=(0, 1))
+                                                  "white", grid=(0, 1), seconds={"c": 1e6})
     assert len(sweep) == 2 * 3 * 2 and set(sweep.setting) == {"x", "y"}
     assert len(rows) == 3 and set(shown) == {"a", "b", "c"}
     c = rows[2]
@@ -182,6 +191,8 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
     # the locality is measured for the chosen rows (y at t* = 0 moves c's data by 4 × 0.25)
     assert abs(c["locality"] - 1.0) < 0.05
     assert all(np.isfinite(r["locality"]) for r in rows)
+    # c's kernel cost 1e6 s to build (a pilot's training): its cost fraction counts it
+    assert c["cost_fraction"] >= 1e6 / 100.0 and a["cost_fraction"] < 1
 
 
 def test_evaluate_can_skip_the_locality():
