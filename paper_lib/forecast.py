@@ -36,7 +36,7 @@ __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescal
            "evaluate", "locality_on", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast",
            "forecast", "held_out", "before_training", "local_surrogate", "sampled", "pilot",
            "PILOT_STEPS", "PILOT_WIDTH", "kernel_pilot", "KERNEL_PILOT", "leave_one_task_out",
-           "mosaic_setting", "fit_t_star", "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO",
+           "mosaic_setting", "pilot_t_star", "fit_t_star", "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO",
            "GOAL_EDF", "meets_goal"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
@@ -332,12 +332,26 @@ def pilot(task, kind: str, profile: Profile) -> drift.Run:
                        width=max(2, round(profile.width * PILOT_WIDTH)))
 
 
-def kernel_pilot(task, kind: str, profile: Profile, seed: int = 0) -> drift.Run:
+def kernel_pilot(task, kind: str, profile: Profile, seed: int = 0,
+                 dataset: Dataset | None = None) -> drift.Run:
     """A pilot of class ``kind`` (a diffusion kind) on ``task``'s curated set whose own
     ``denoise`` kernel is the forecast, at the KERNEL_PILOT fractions of the profile's steps,
-    batch and width (same data; ``seed``: the pilot's own, for its luck)."""
+    batch and width (same data; ``seed``: the pilot's own, for its luck). ``dataset``: train on
+    it instead (``task`` its Task instance), e.g. the curated set written in a representation."""
     size = {k: max(1, round(getattr(profile, k) * f)) for k, f in KERNEL_PILOT.items()}
-    return drift.train(task, kind, profile, seed=seed, **size)
+    return drift.train(task, kind, profile, seed=seed, dataset=dataset, **size)
+
+
+def pilot_t_star(table: pd.DataFrame, task: str) -> int:
+    """The t* notebook 03 chose for ``task``'s ``diffusion-unet`` kernel pilot without that task,
+    read from its before-training ``pilot-denoise`` row in ``table`` (kernel_agreement.csv); a
+    missing row raises ``ValueError`` naming the task."""
+    row = table[(table.task == task) & (table.model == "diffusion-unet")
+                & (table.kernel == "pilot-denoise") & (table["mode"] == "before-training")]
+    if len(row) != 1:
+        raise ValueError(f"kernel_agreement has no before-training pilot-denoise row for task "
+                         f"{task!r} (notebook 03 writes it); found {len(row)} row(s)")
+    return int(row.scale.iloc[0])
 
 
 def leave_one_task_out(scores: pd.DataFrame, setting: str = "setting",

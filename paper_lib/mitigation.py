@@ -22,7 +22,7 @@ from .datasets import Dataset, resample_to_weights
 
 __all__ = ["METHODS", "MITIGATION_COLUMNS", "plain_weights", "transition_matrix", "predistort",
            "row_weights", "reweighted", "condition_error", "MAX_WEIGHT", "before_training",
-           "mosaic_forecast", "tv_change"]
+           "mosaic_forecast", "pilot_forecast", "tv_change"]
 
 MITIGATION_COLUMNS = ["task", "method", "predicted_tv", "tv_model_prior", "w1_model_prior",
                       "tv_noise_floor", "plausible_frac", "train_seconds", "forecast"]
@@ -178,6 +178,24 @@ def mosaic_forecast(task, X: np.ndarray, bins: metrics.Bins, setting: tuple[int,
     p = metrics.histogram(task.measure(Xd), bins)
     return {"p": p, "tv_prior": metrics.tv(p, metrics.uniform_histogram(bins)),
             "plausible": float(task.is_plausible(Xd).mean()), "seconds": seconds}
+
+
+def pilot_forecast(task, dataset, bins: metrics.Bins, t_star: int, profile, draws: int,
+                   rng: np.random.Generator, keep=None) -> dict:
+    """A kernel pilot's own denoiser as the before-training forecast of a training set:
+    ``forecast.kernel_pilot`` of the U-Net trained on ``dataset`` (in ``task``'s coordinates),
+    its ``denoise`` kernel at ``t_star`` applied to the first ``profile.kernel_n`` trajectories
+    (``draws`` each; ``keep``: entries left as they are, a planner's start and goal), measured by
+    the task. Returns {"p": histogram (bins.n + 2,), "tv_prior": its TV to the uniform prior,
+    "seconds": the pilot's training plus the prediction}; pilot and prediction are cached."""
+    from . import forecast, kernels
+
+    run = forecast.kernel_pilot(task, "diffusion-unet", profile, dataset=dataset)
+    data = dataset.subset(np.arange(min(profile.kernel_n, len(dataset))))
+    p, _, seconds = kernels.predict(task, data, kernels.denoise(run.trained, t_star, keep=keep),
+                                    draws, bins, rng, timed=True)
+    return {"p": p, "tv_prior": metrics.tv(p, metrics.uniform_histogram(bins)),
+            "seconds": run.trained.train_seconds + seconds}
 
 
 def tv_change(q_new: np.ndarray, q_old: np.ndarray, bins: metrics.Bins, n_boot: int,

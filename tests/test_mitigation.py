@@ -98,6 +98,47 @@ def test_mosaic_forecast_memorises_with_the_exact_denoiser(tmp_path, monkeypatch
     assert pointwise["plausible"] < 0.5
 
 
+def test_pilot_forecast_is_the_kernel_pilots_denoiser_on_the_set(tmp_path, monkeypatch):
+    """The kernel pilot's forecast of a training set: the pilot trained on that set at
+    forecast.KERNEL_PILOT's sizes, its denoiser at t* over the first kernel_n trajectories; the
+    same call gives the same histogram, and its seconds count the pilot's training."""
+    from paper_lib import drift, forecast, get_profile, kernels, make_dataset
+    from paper_lib.seeding import rng
+
+    monkeypatch.setenv("PAPER_LIB_CACHE", str(tmp_path))
+    P = get_profile("smoke").with_(train_steps=12, batch_size=16, kernel_n=24)
+    task = drift.task_for("sine", P)
+    data = make_dataset(task, 32, seed=0)
+    bins = drift.quantity_bins(task, P)
+    out = mit.pilot_forecast(task, data, bins, 1, P, 2, rng(0, "test", "pilot"))
+    run = forecast.kernel_pilot(task, "diffusion-unet", P, dataset=data)
+    assert (run.trained.spec.train_steps, run.trained.spec.batch_size) == (4, 2)
+    p, _ = kernels.predict(task, data.subset(np.arange(24)), kernels.denoise(run.trained, 1), 2,
+                           bins, rng(0, "test", "pilot"))
+    np.testing.assert_array_equal(out["p"], p)
+    assert out["p"].sum() == pytest.approx(1) and 0 <= out["tv_prior"] <= 1
+    assert out["seconds"] >= run.trained.train_seconds > 0
+
+
+def test_pilot_t_star_reads_what_notebook_03_chose():
+    from pathlib import Path
+
+    import pandas as pd
+
+    from paper_lib import forecast
+
+    row = {"task": "cone", "model": "diffusion-unet", "kernel": "pilot-denoise",
+           "mode": "before-training", "scale": 3.0}
+    table = pd.DataFrame([row, {**row, "kernel": "mosaic-denoise", "task": "sine"}])
+    assert forecast.pilot_t_star(table, "cone") == 3
+    with pytest.raises(ValueError, match="pilot-denoise row for task 'sine'"):
+        forecast.pilot_t_star(table, "sine")
+    committed = pd.read_csv(Path(__file__).resolve().parents[1] / "figures" / "tables"
+                            / "kernel_agreement.csv")   # the format 03 writes today
+    for task in ("sine", "cone", "logistic", "maze", "pendulum"):
+        assert forecast.pilot_t_star(committed, task) >= 0
+
+
 def test_mosaic_setting_reads_what_notebook_03_chose():
     from pathlib import Path
 
