@@ -97,6 +97,23 @@ def test_cone_white_noise_lengthens_paths():
     assert (t.measure(noisy) - q).mean() > 0.05
 
 
+def test_cone_amplitude_splits_q_into_the_spirals_size_and_its_deviations():
+    """A clean spiral travels amplitude × L(1); white wiggles lengthen the path, not the size;
+    a bigger spiral has a bigger size; a non-finite trajectory has none (NaN), alone."""
+    t, q, X = clean("cone", n=500)
+    c = t.amplitude(X)
+    np.testing.assert_allclose(c * t.unit_length, q, rtol=1e-5)
+    noisy = X + np.random.default_rng(3).normal(0, 0.02, X.shape).astype(np.float32)
+    size_shift = (t.amplitude(noisy) - c) * t.unit_length
+    assert abs(size_shift.mean()) < 0.2 * (t.measure(noisy) - q).mean()
+    np.testing.assert_allclose(t.amplitude(1.5 * X), 1.5 * c, rtol=1e-5)
+    bad = X[:3].copy()
+    bad[1, 5, 0] = np.nan
+    bad[2, 7, 1] = np.inf
+    out = t.amplitude(bad)
+    assert out[0] == c[0] and np.isnan(out[1:]).all()
+
+
 def test_logistic_orbits_stay_in_unit_interval():
     t, q, X = clean("logistic", n=1000)
     assert X.min() >= 0 and X.max() <= 1

@@ -80,14 +80,26 @@ class ConeTask(Task):
     def measure(self, X):
         return travel_distance(self.check(X))
 
+    def amplitude(self, X) -> np.ndarray:
+        """The size c of each trajectory (n, T, 2) -> (n,), float64: the least-squares fit of its
+        radius profile |p_t| by c·t/T, the line through the origin a clean spiral follows. A
+        clean spiral of size c travels c·L(1) (``unit_length``), so for a generated path c·L(1)
+        is the travel distance of the clean spiral of its size and q − c·L(1) what its
+        deviations from that spiral add. NaN for a trajectory with a NaN or inf."""
+        X = self.check(X).astype(np.float64)
+        t = np.arange(self.T) / self.T
+        with np.errstate(invalid="ignore", over="ignore"):
+            c = (np.sqrt((X ** 2).sum(-1)) * t).sum(1) / (t ** 2).sum()
+        return np.where(np.isfinite(X).all(axis=(1, 2)) & np.isfinite(c), c, np.nan)
+
     def is_plausible(self, X):
         """A spiral: the radius grows linearly from the origin (RMS deviation of |p_t| from its
-        least-squares line through 0 below 10% of the final radius) and the path turns
-        ``turns`` times (unwrapped angle within a quarter turn)."""
+        least-squares line through 0, :meth:`amplitude`, below 10% of the final radius) and the
+        path turns ``turns`` times (unwrapped angle within a quarter turn)."""
         X = self.check(X).astype(np.float64)
         t = np.arange(self.T) / self.T
         r = np.sqrt((X ** 2).sum(-1))
-        c = (r * t).sum(1) / (t ** 2).sum()
+        c = self.amplitude(X)
         rms = np.sqrt(((r - c[:, None] * t) ** 2).mean(1))
         ang = np.unwrap(np.arctan2(X[..., 1], X[..., 0])[:, 1:], axis=1)
         turns = (ang[:, -1] - ang[:, 0]) / (2 * np.pi) * self.T / (self.T - 2)
