@@ -36,8 +36,8 @@ __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescal
            "evaluate", "locality_on", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast",
            "forecast", "held_out", "before_training", "local_surrogate", "sampled", "pilot",
            "PILOT_STEPS", "PILOT_WIDTH", "kernel_pilot", "KERNEL_PILOT", "leave_one_task_out",
-           "mosaic_setting", "pilot_t_star", "fit_t_star", "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO",
-           "GOAL_EDF", "meets_goal"]
+           "mosaic_setting", "pilot_t_star", "fit_t_star", "synthetic_localities",
+           "SMOOTH_LENGTH", "GOAL_RHO", "GOAL_EDF", "meets_goal"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",
@@ -287,9 +287,9 @@ def local_surrogate(targets: dict, kernel_for, settings: dict, profile: Profile,
     """``before-training`` rows of a surrogate's *local* kernel (noise to t*, then the
     surrogate's own reverse steps back: :class:`paper_lib.surrogates.surrogate_denoise`; or a
     :func:`kernel_pilot`'s own ``denoise`` kernel) for every target of ``targets`` ({task name:
-    Target}). ``kernel_for(setting, name, t_star)``
-    builds the kernel on task ``name``'s training set; ``settings[name]`` is the surrogate's
-    setting (a label) chosen without task ``name``. The level t* is chosen leave one task out
+    Target}). ``kernel_for(setting, name, t_star)`` builds the kernel on task ``name``'s
+    training set; ``settings[name]`` is the surrogate's setting (a label) chosen without task
+    ``name``. The level t* is chosen leave one task out
     on ``grid`` (default ``profile.t_stars``), the other tasks scored with the target's own
     setting, so nothing of the target task's samples enters. ``seconds[name]``: what building
     task ``name``'s kernel cost beyond its predictions (a pilot's training), counted in the row's
