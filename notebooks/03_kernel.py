@@ -463,8 +463,9 @@ print("U-Net held-out EDF per task: " + "; ".join(
 #   above.
 # * **a [pilot model](../docs/glossary.md#pilot-model)**: the same class at a tenth of the
 #   training steps and half the width, on the same data, drawing half as many samples: what an
-#   engineer would try first. For the two diffusion classes also a second, small-batch pilot
-#   whose own denoiser serves as a local kernel (`pilot-denoise`, below).
+#   engineer would try first. For the two diffusion classes also a pilot of a shape chosen
+#   leave one task out (smaller batches, more steps) whose own denoiser serves as a local kernel
+#   (`pilot-denoise`, below).
 #
 # The protocol: a surrogate's free parameters (P_lo and the switch; σ; L and k; r) are chosen
 # **leave one task out**: for each task, the setting with the best mean EDF on the *other* tasks
@@ -584,51 +585,55 @@ print(local_sweep.pivot_table(index=["setting", "t_star"], columns="task", value
 
 # %% [markdown]
 # A diffusion pilot can also lend its *own denoiser* as a local kernel (`pilot-denoise`), as the
-# trained U-Net does in the sections above, instead of its samples. A short run at the target's
-# batch spends its compute on few optimiser steps, so this pilot keeps the target's width and
-# takes an eighth of its batch for a third of its steps (`forecast.KERNEL_PILOT`: 1/24 of the
-# target's training compute; its training counts in the cost). That shape was picked while
-# writing this section, after trying a few small-batch shapes on these tasks (a narrower one did
-# worse), as the cheapest whose cost stays under a tenth: the shape is not chosen leave one task
-# out, its t* is, as for the mosaic's kernel, over the grid's levels up to 10 (above them the
-# kernel re-runs most of the pilot's own chain). It is made for both diffusion classes, the U-Net
-# on all five tasks and the MLP on the synthetic ones; U-Net pilots with two more seeds are
-# trained beside them for the U-Net's luck (below).
+# trained U-Net does in the sections above, instead of its samples. Its shape is a free parameter
+# of this forecast: a short run at the target's batch spends its compute on few optimiser steps,
+# so the candidates (`forecast.KERNEL_PILOT_SHAPES`, each at most a tenth of the target's training
+# compute) trade batch for steps, at half or the full width; the first is the sampled pilot's.
+# The shape and t* (the grid's levels up to 10; above them the kernel re-runs most of the pilot's
+# own chain) are chosen together, leave one task out, and the pilot's training counts in the
+# cost. The shapes were listed after a first exploration on these tasks had shown that small
+# batches help; the choice among them never sees the target. It is made for both diffusion
+# classes, the U-Net on all five tasks and the MLP on the synthetic ones; the U-Net's chosen
+# pilots are trained again with two more seeds for their luck (below).
 
 # %%
-PILOT_SEEDS = (0, 1, 2)     # the U-Net's, for its luck; the MLP's kernel pilot has seed 0 only
+PILOT_SEEDS = (0, 1, 2)     # the U-Net's, for its luck; the MLP's kernel pilots have seed 0 only
 PILOT_TASKS = {"diffusion-unet": BT_UNET_TASKS, "diffusion-mlp": TASKS}
-pilot_jobs = [(name, kind, seed) for kind, names in PILOT_TASKS.items() for name in names
-              for seed in (PILOT_SEEDS if kind == "diffusion-unet" else PILOT_SEEDS[:1])]
-parallel.run_all([partial(forecast.kernel_pilot, name, kind, P, seed)
-                  for name, kind, seed in pilot_jobs])
-kernel_pilots = {(name, kind, seed): forecast.kernel_pilot(name, kind, P, seed)
-                 for name, kind, seed in pilot_jobs}
-spec = kernel_pilots[pilot_jobs[0]].trained.spec
-pilot_label = f"pilot of width {spec.width}, batch {spec.batch_size}, {spec.train_steps} steps"
+SHAPES = {forecast.pilot_label(shape, P): shape for shape in forecast.KERNEL_PILOT_SHAPES}
+parallel.run_all([partial(forecast.kernel_pilot, name, kind, P, shape)
+                  for kind, names in PILOT_TASKS.items() for name in names
+                  for shape in SHAPES.values()])
 
 
 def pilot_kernel(label: str, name: str, t_star: int, seed: int = 0,
                  kind: str = "diffusion-unet") -> kernels.denoise:
-    """The denoiser of task ``name``'s kernel pilot of class ``kind`` (``seed``) at t*."""
-    return kernels.denoise(kernel_pilots[name, kind, seed].trained, int(t_star),
-                           keep=bt_target[name, kind].keep)
+    """The denoiser of task ``name``'s kernel pilot of class ``kind``, shape ``label`` and
+    ``seed``, at t*."""
+    run = forecast.kernel_pilot(name, kind, P, SHAPES[label], seed)
+    return kernels.denoise(run.trained, int(t_star), keep=bt_target[name, kind].keep)
+
+
+def pilot_seconds(label: str, name: str, kind: str = "diffusion-unet") -> float:
+    """The training seconds of task ``name``'s kernel pilot of shape ``label`` (seed 0)."""
+    return forecast.kernel_pilot(name, kind, P, SHAPES[label]).trained.train_seconds
 
 
 pilot_rows, pilot_sweep = [], []
 for kind, names in PILOT_TASKS.items():
     rows_k, shown_k, sweep_k = forecast.local_surrogate(
         {name: bt_target[name, kind] for name in names}, partial(pilot_kernel, kind=kind),
-        dict.fromkeys(names, pilot_label), P, "pilot-denoise",
-        grid=tuple(t for t in P.t_stars if t <= 10),
-        seconds={name: kernel_pilots[name, kind, 0].trained.train_seconds for name in names})
+        list(SHAPES), P, "pilot-denoise", grid=tuple(t for t in P.t_stars if t <= 10),
+        seconds=partial(pilot_seconds, kind=kind))
     pilot_rows += rows_k
     pilot_sweep.append(sweep_k.assign(model=kind))
     for name, p_hat in shown_k.items():
         bt_shown[name, kind, "pilot kernel"] = p_hat
 pilot_sweep = pd.concat(pilot_sweep, ignore_index=True)
-print(pilot_sweep.pivot_table(index=["model", "t_star"], columns="task", values="edf")
+print(pilot_sweep.pivot_table(index=["model", "setting", "t_star"], columns="task", values="edf")
       .round(2).to_string())
+pilot_shape = {r["task"]: r["setting"] for r in pilot_rows if r["model"] == "diffusion-unet"}
+parallel.run_all([partial(forecast.kernel_pilot, name, "diffusion-unet", P, SHAPES[label], seed)
+                  for name, label in pilot_shape.items() for seed in PILOT_SEEDS[1:]])
 before = pd.DataFrame(bt_rows + local_rows + pilot_rows, columns=forecast.AGREEMENT_COLUMNS)
 plots.update_table(before, "kernel_agreement", ["task", "model", "kernel", "mode"])
 
@@ -646,7 +651,7 @@ def redrawn(row, stream: int) -> dict:
     (a pilot-denoise row: the pilot of seed ``stream``)."""
     name, tg = row.task, unet_targets[row.task]
     if row.kernel == "pilot-denoise":
-        kernel = pilot_kernel(pilot_label, name, int(row.scale), seed=stream)
+        kernel = pilot_kernel(pilot_shape[name], name, int(row.scale), seed=stream)
         return forecast.evaluate(tg, kernel, P, "pilot-denoise", "repeat", stream,
                                  locality=False)
     if row.kernel == "mosaic-denoise":
@@ -815,7 +820,8 @@ print(f"pilot: rho > 0 on {int((reading.pilot_rho > 0).sum())} of {len(reading)}
       f"U-Net's (median {reading.pilot_drift_size.median():.1f})")
 reach = reading.pilot_kernel_locality / reading.model_nn_ratio
 levels = ", ".join(sorted(set(map(str, reading["pilot_kernel_t*"]))))
-print(f"pilot's own denoiser, t* chosen on the other tasks ({levels}): rho >= 0.7 on "
+print(f"pilot's own denoiser, shape and t* chosen on the other tasks "
+      f"({'; '.join(sorted(set(pilot_shape.values())))}; t* {levels}): rho >= 0.7 on "
       f"{int((reading.pilot_kernel_rho >= 0.7).sum())} of {len(reading)} tasks, EDF >= 0.5 x "
       f"ceiling on {int((reading['pilot_kernel_edf/ceiling'] >= 0.5).sum())}; it moves the data "
       f"{reach.min():.1f}-{reach.max():.1f} times as far as the U-Net's samples sit from their "
@@ -880,14 +886,14 @@ print(f"maze, mass beyond the curated range: mosaic "
 #   drift of notebook 02 shrinks with training). At best it then tells an engineer *where* mass
 #   will go, not how much; its EDF / ceiling (printed) says how far it falls short of the goal.
 # * **The pilot's own denoiser** (`pilot-denoise`: its line and the `pilot_kernel_*` columns)
-#   noises each curated trajectory to the level printed and carries it back with the small-batch
+#   noises each curated trajectory to the level printed and carries it back with the small
 #   pilot's reverse steps. On a task where it meets the goal and the first pilot's samples do
 #   not, a briefly trained U-Net already carries the direction and the amount of the drift in its
 #   local errors, though sampling from a short run does not show it. On the other tasks it gets
 #   the direction at best (ρ), not the amount, whether it moves the data farther or less far than
 #   the U-Net's own errors sit from the data (compare `pilot_kernel_locality` with
-#   `model_nn_ratio`). Its shape was picked with these tasks in view (above), so its verdict is
-#   one experiment's; the redraw table gives its luck over pilot seeds.
+#   `model_nn_ratio`). Its shape and level were chosen on the other tasks (its `source`); the
+#   redraw table gives its luck over pilot seeds.
 # * **The other classes** (their lines): the low-rank bottleneck against the VAE, the smoothed
 #   closed-form denoiser against the MLP, the nearest-context model against the Transformer.
 #   Where the bottleneck gets the VAE's direction, it does so at almost no cost; where it fails

@@ -418,10 +418,11 @@ for name in NAMES:
 # * the [drift check](../docs/glossary.md#drift-check) that the other rows of the results table
 #   carry (`smooth` kernel at the companion's default locality, measured in that space's own data
 #   spacings), shown beside it (`drift_check_tv`);
-# * notebook 03's kernel pilot, a small-batch U-Net at 1/24 of the training compute, trained in φ,
-#   whose own denoiser perturbs the curated set in φ at the level t* that notebook 03 chose for
-#   the task without it (`pilot_kernel_tv`), also shown beside it: it was added after the mosaic
-#   had been fixed as the forecast that chooses, so it does not choose.
+# * notebook 03's kernel pilot, a small U-Net (at most a tenth of the training compute) of the
+#   shape notebook 03 chose for the task without it, trained in φ, whose own denoiser perturbs
+#   the curated set in φ at the level t* chosen with that shape (`pilot_kernel_tv`), also shown
+#   beside it: it was added after the mosaic had been fixed as the forecast that chooses, so it
+#   does not choose.
 #
 # The table below is the whole basis of the choice: per task, the candidate with the least TV to
 # the prior that the mosaic predicts.
@@ -439,12 +440,13 @@ mosaic = {(n, r): mitigation.mosaic_forecast(
     rng(0, "surrogate-phi", n, r, *setting[n]),
     inpaint=t.conditions(rep_data[n, r].X, maze_idx) if n == "maze" else None)
     for (n, r), t in candidates.items()}
-parallel.run_all([partial(forecast.kernel_pilot, t, KIND, P, dataset=rep_data[key])
-                  for key, t in candidates.items()])
+pilot_choice = {n: forecast.pilot_choice(agree, n, P) for n in NAMES}   # 03's (shape, t*)
+parallel.run_all([partial(forecast.kernel_pilot, t, KIND, P, pilot_choice[key[0]][0],
+                          dataset=rep_data[key]) for key, t in candidates.items()])
 pilot_fore = {(n, r): mitigation.pilot_forecast(
-    t, rep_data[n, r], BINS[n], forecast.pilot_t_star(agree, n), P, P.kernel_draws,
-    rng(0, "pilot-phi", n, r), keep=t.conditions(rep_data[n, r].X, maze_idx)[0]
-    if n == "maze" else None) for (n, r), t in candidates.items()}
+    t, rep_data[n, r], BINS[n], *pilot_choice[n], P, P.kernel_draws, rng(0, "pilot-phi", n, r),
+    keep=t.conditions(rep_data[n, r].X, maze_idx)[0] if n == "maze" else None)
+    for (n, r), t in candidates.items()}
 prediction = pd.DataFrame([{"task": n, "representation": r,
                             "what": representation.REPRESENTATIONS[n][r],
                             "predicted_tv": mosaic[n, r]["tv_prior"],
@@ -465,8 +467,8 @@ prediction["chosen"] = [chosen[n] == r for n, r in zip(prediction.task, predicti
 print(prediction.round(3).to_string(index=False))
 print("\nmosaic settings (P_lo, switch), chosen in 03 without the task:",
       ", ".join(f"{n} {setting[n]}" for n in NAMES))
-print("kernel pilot's t*, chosen in 03 without the task:",
-      ", ".join(f"{n} {forecast.pilot_t_star(agree, n)}" for n in NAMES))
+print("kernel pilot's shape and t*, chosen in 03 without the task:", ", ".join(
+    f"{n} ({forecast.pilot_label(shape, P)}, t*={t})" for n, (shape, t) in pilot_choice.items()))
 print("chosen before training:", ", ".join(f"{n}: {chosen[n]}" for n in NAMES))
 
 # %%
@@ -603,24 +605,25 @@ print("cone, each path's q split into c·L(1), the travel distance of the clean 
 # %% [markdown]
 # **Reading the verdict.** The mosaic is a model of how a U-Net generates: it denoises with local
 # patches of the curated set, so in each φ it carries how much of the curated structure a machine
-# of small patches keeps there, which a generic kernel cannot. Where a space makes it stitch pieces
-# that do not belong together, it forecasts far more drift than in the native space, and the U-Net
-# trained there drifts more than the native one too: increments of `sine` and `logistic` (each
-# patch of steps adds up to its own total) and `cone`'s polar angle about the origin (`polar`), in
-# the table above. The lines above compare the forecasts on the same candidates: the rank
-# correlation of each with the trained TVs, and how often each would have chosen the best trained
-# candidate. The kernel pilot is a model trained in each φ, at 1/24 of the compute: where its rank
-# correlation is above the mosaic's, the local errors of a short run in that space carry more of
-# the ranking than the mosaic's patches do; it was not the forecast fixed in advance to choose,
-# so the verdict stays the mosaic's.
-# Two things keep the first goal out of reach whatever the forecast. The candidates themselves: the
-# line "with a perfect choice" above counts the tasks where the best trained candidate halves the
-# baseline's TV at all, the most any forecast could win. And the mosaic forecasts the order of the
+# of small patches keeps there, which a generic kernel cannot. Where a space makes it stitch
+# pieces that do not belong together, it forecasts far more drift than in the native space, and
+# the U-Net trained there drifts more than the native one too: increments of `sine` and
+# `logistic` (each patch of steps adds up to its own total) and `cone`'s polar angle about the
+# origin (`polar`), in the table above. The lines above compare the forecasts on the same
+# candidates: the rank correlation of each with the trained TVs, and how often each would have
+# chosen the best trained candidate. The kernel pilot is a model trained in each φ, at a tenth of
+# the compute or less: where its rank correlation is above the mosaic's, the local errors of a
+# short run in that space carry more of the ranking than the mosaic's patches do; it was not the
+# forecast fixed in advance to choose, so the verdict stays the mosaic's. Two things keep the
+# first goal out of reach whatever the forecast. The candidates themselves: the line "with a
+# perfect choice" above counts the tasks where the best trained candidate halves the baseline's
+# TV at all, the most any forecast could win. And the mosaic forecasts the order of the
 # candidates better than their size: its draws pass the task's check far less often than the
-# U-Net's (`mosaic_plausible`), and the ratio of trained to predicted TV (printed above: median and
-# range) is far from constant. Each candidate is one trained seed: the baseline's TV over its seeds
-# (printed above, per task) is how far a seed alone moves TV, so a candidate whose TV differs from
-# the baseline's by less than that range is not told apart from it by this experiment, either way.
+# U-Net's (`mosaic_plausible`), and the ratio of trained to predicted TV (printed above: median
+# and range) is far from constant. Each candidate is one trained seed: the baseline's TV over its
+# seeds (printed above, per task) is how far a seed alone moves TV, so a candidate whose TV
+# differs from the baseline's by less than that range is not told apart from it by this
+# experiment, either way.
 #
 # **`cone` in step lengths and headings** (`steps`) is the mechanism's own prescription for a
 # travel distance: the distance is then the sum of one channel, so a zero-mean error on a length

@@ -35,9 +35,9 @@ from .seeding import rng
 __all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
            "evaluate", "locality_on", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast",
            "forecast", "held_out", "before_training", "local_surrogate", "sampled", "pilot",
-           "PILOT_STEPS", "PILOT_WIDTH", "kernel_pilot", "KERNEL_PILOT", "leave_one_task_out",
-           "mosaic_setting", "pilot_t_star", "fit_t_star", "synthetic_localities",
-           "SMOOTH_LENGTH", "GOAL_RHO", "GOAL_EDF", "meets_goal"]
+           "PILOT_STEPS", "PILOT_WIDTH", "kernel_pilot", "KERNEL_PILOT_SHAPES", "pilot_sizes",
+           "pilot_label", "pilot_choice", "leave_one_task_out", "mosaic_setting", "fit_t_star",
+           "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO", "GOAL_EDF", "meets_goal"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",
@@ -53,10 +53,15 @@ SMOOTH_LENGTH = 3.0   # time steps: the `smooth` kernel's correlation length
 N_LOCALITY = 500      # trajectories used to measure a kernel's locality
 PILOT_STEPS = 0.1     # a pilot model trains for this fraction of the profile's steps …
 PILOT_WIDTH = 0.5     # … at this fraction of its width (and draws half as many samples)
-# A kernel pilot, whose own denoiser is the forecast: the target's width, an eighth of its batch
-# and a third of its steps (1/24 of its training FLOPs; with small batches a short run gets
-# more optimiser steps for its compute). Fractions of the profile's sizes.
-KERNEL_PILOT = {"train_steps": 1 / 3, "batch_size": 1 / 8, "width": 1.0}
+# The shapes a kernel pilot (its own denoiser is the forecast) may take, as fractions of the
+# profile's steps, batch and width: each at most a tenth of the target's training compute (steps
+# x batch x width^2: 2.5%, 1.6%, 3.1%, 4.2% and 6.3%). The first is the sampled pilot's; the
+# others trade batch for optimiser steps. Notebook 03 chooses one with t*, leave one task out.
+KERNEL_PILOT_SHAPES = ({"train_steps": PILOT_STEPS, "batch_size": 1.0, "width": PILOT_WIDTH},
+                       {"train_steps": 0.5, "batch_size": 1 / 8, "width": 0.5},
+                       {"train_steps": 1.0, "batch_size": 1 / 8, "width": 0.5},
+                       {"train_steps": 1 / 3, "batch_size": 1 / 8, "width": 1.0},
+                       {"train_steps": 0.5, "batch_size": 1 / 8, "width": 1.0})
 
 
 @dataclass
@@ -282,37 +287,46 @@ def before_training(tg: Target, family: str, X: np.ndarray, seconds: float, sour
     return _row(tg, family, "before-training", source, scale, ev), p_hat
 
 
-def local_surrogate(targets: dict, kernel_for, settings: dict, profile: Profile, family: str,
-                    grid=None, seconds: dict | None = None) -> tuple[list, dict, pd.DataFrame]:
+def local_surrogate(targets: dict, kernel_for, settings, profile: Profile, family: str,
+                    grid=None, seconds=None) -> tuple[list, dict, pd.DataFrame]:
     """``before-training`` rows of a surrogate's *local* kernel (noise to t*, then the
     surrogate's own reverse steps back: :class:`paper_lib.surrogates.surrogate_denoise`; or a
     :func:`kernel_pilot`'s own ``denoise`` kernel) for every target of ``targets`` ({task name:
     Target}). ``kernel_for(setting, name, t_star)`` builds the kernel on task ``name``'s
-    training set; ``settings[name]`` is the surrogate's setting (a label) chosen without task
-    ``name``. The level t* is chosen leave one task out
-    on ``grid`` (default ``profile.t_stars``), the other tasks scored with the target's own
-    setting, so nothing of the target task's samples enters. ``seconds[name]``: what building
-    task ``name``'s kernel cost beyond its predictions (a pilot's training), counted in the row's
-    ``cost_fraction``. Returns (rows, {name: p_hat}, sweep: columns setting, task, t_star, rho,
-    edf; one row per setting, task and grid level)."""
+    training set. ``settings``: {name: the setting (a label) chosen without task ``name``}, and
+    t* is chosen leave one task out on ``grid`` (default ``profile.t_stars``), the other tasks
+    scored with the target's own setting; or a list of settings, and the pair (setting, t*) is
+    chosen leave one task out. Either way nothing of the target task's samples enters.
+    ``seconds(setting, name)``: what building that kernel cost beyond its predictions (a pilot's
+    training), counted in the row's ``cost_fraction``. Returns (rows, each with its ``setting``
+    beside the AGREEMENT_COLUMNS; {name: p_hat}; sweep: columns setting, task, t_star, rho, edf,
+    one row per setting, task and grid level)."""
     grid = tuple(profile.t_stars if grid is None else grid)
+    labels = list(dict.fromkeys(settings.values() if isinstance(settings, dict) else settings))
     evs = {(setting, name, t_star): evaluate(tg, kernel_for(setting, name, t_star), profile,
                                              family, "before-training", setting, t_star,
                                              locality=False)
-           for setting in dict.fromkeys(settings.values()) for name, tg in targets.items()
-           for t_star in grid}
+           for setting in labels for name, tg in targets.items() for t_star in grid}
     sweep = pd.DataFrame([{"setting": s, "task": n, "t_star": t, "rho": ev["rho"],
                            "edf": ev["edf"]} for (s, n, t), ev in evs.items()])
+    if not isinstance(settings, dict):
+        pairs = sweep.assign(pair=list(zip(sweep.setting, sweep.t_star)))
+        chosen = leave_one_task_out(pairs, setting="pair")
     rows, shown = [], {}
     for name, tg in targets.items():
-        setting = settings[name]
-        t_star = leave_one_task_out(sweep[sweep.setting == setting], setting="t_star")[name]
+        if isinstance(settings, dict):
+            setting = settings[name]
+            t_star = leave_one_task_out(sweep[sweep.setting == setting], setting="t_star")[name]
+        else:
+            setting, t_star = chosen[name]
         others = " & ".join(sorted(n for n in targets if n != name))
         ev = evs[setting, name, t_star]
+        extra = 0.0 if seconds is None else float(seconds(setting, name))
         ev = {**ev, "locality": locality_on(tg, kernel_for(setting, name, t_star)),  # chosen only
-              "predict_seconds": ev["predict_seconds"] + (seconds or {}).get(name, 0.0)}
-        rows.append(_row(tg, family, "before-training",
-                         f"{setting}, t*={t_star} (chosen on {others})", t_star, ev))
+              "predict_seconds": ev["predict_seconds"] + extra}
+        rows.append({**_row(tg, family, "before-training",
+                            f"{setting}, t*={t_star} (chosen on {others})", t_star, ev),
+                     "setting": setting})
         shown[name] = ev["p_hat"]
     return rows, shown, sweep
 
@@ -332,26 +346,41 @@ def pilot(task, kind: str, profile: Profile) -> drift.Run:
                        width=max(2, round(profile.width * PILOT_WIDTH)))
 
 
-def kernel_pilot(task, kind: str, profile: Profile, seed: int = 0,
+def pilot_sizes(shape: dict, profile: Profile) -> dict:
+    """A pilot ``shape`` (fractions, as in KERNEL_PILOT_SHAPES) in ``profile``'s units:
+    {"train_steps", "batch_size", "width"}, each at least 1."""
+    return {k: max(1, round(getattr(profile, k) * f)) for k, f in shape.items()}
+
+
+def pilot_label(shape: dict, profile: Profile) -> str:
+    """The label of a pilot ``shape`` at ``profile``'s sizes (a row's ``source`` starts with it)."""
+    size = pilot_sizes(shape, profile)
+    return f"width {size['width']}, batch {size['batch_size']}, {size['train_steps']} steps"
+
+
+def kernel_pilot(task, kind: str, profile: Profile, shape: dict, seed: int = 0,
                  dataset: Dataset | None = None) -> drift.Run:
-    """A pilot of class ``kind`` (a diffusion kind) on ``task``'s curated set whose own
-    ``denoise`` kernel is the forecast, at the KERNEL_PILOT fractions of the profile's steps,
-    batch and width (same data; ``seed``: the pilot's own, for its luck). ``dataset``: train on
-    it instead (``task`` its Task instance), e.g. the curated set written in a representation."""
-    size = {k: max(1, round(getattr(profile, k) * f)) for k, f in KERNEL_PILOT.items()}
-    return drift.train(task, kind, profile, seed=seed, dataset=dataset, **size)
+    """A pilot of class ``kind`` (a diffusion kind) of ``shape`` (KERNEL_PILOT_SHAPES) on
+    ``task``'s curated set, whose own ``denoise`` kernel is the forecast (``seed``: the pilot's
+    own, for its luck). ``dataset``: train on it instead (``task`` its Task instance), e.g. the
+    curated set written in a representation."""
+    return drift.train(task, kind, profile, seed=seed, dataset=dataset,
+                       **pilot_sizes(shape, profile))
 
 
-def pilot_t_star(table: pd.DataFrame, task: str) -> int:
-    """The t* notebook 03 chose for ``task``'s ``diffusion-unet`` kernel pilot without that task,
-    read from its before-training ``pilot-denoise`` row in ``table`` (kernel_agreement.csv); a
-    missing row raises ``ValueError`` naming the task."""
+def pilot_choice(table: pd.DataFrame, task: str, profile: Profile) -> tuple[dict, int]:
+    """``(shape, t*)``: what notebook 03 chose for ``task``'s ``diffusion-unet`` kernel pilot
+    without that task, read from its before-training ``pilot-denoise`` row in ``table``
+    (kernel_agreement.csv; its ``source`` starts with the shape's :func:`pilot_label`, its
+    ``scale`` is t*). A missing or unreadable row raises ``ValueError`` naming the task."""
     row = table[(table.task == task) & (table.model == "diffusion-unet")
                 & (table.kernel == "pilot-denoise") & (table["mode"] == "before-training")]
-    if len(row) != 1:
-        raise ValueError(f"kernel_agreement has no before-training pilot-denoise row for task "
-                         f"{task!r} (notebook 03 writes it); found {len(row)} row(s)")
-    return int(row.scale.iloc[0])
+    shapes = [sh for sh in KERNEL_PILOT_SHAPES if len(row) == 1
+              and str(row.source.iloc[0]).startswith(pilot_label(sh, profile) + ",")]
+    if len(shapes) != 1:
+        raise ValueError(f"kernel_agreement has no readable before-training pilot-denoise row "
+                         f"for task {task!r} (notebook 03 writes it); found {len(row)} row(s)")
+    return shapes[0], int(row.scale.iloc[0])
 
 
 def leave_one_task_out(scores: pd.DataFrame, setting: str = "setting",

@@ -180,17 +180,18 @@ def mosaic_forecast(task, X: np.ndarray, bins: metrics.Bins, setting: tuple[int,
             "plausible": float(task.is_plausible(Xd).mean()), "seconds": seconds}
 
 
-def pilot_forecast(task, dataset, bins: metrics.Bins, t_star: int, profile, draws: int,
-                   rng: np.random.Generator, keep=None) -> dict:
+def pilot_forecast(task, dataset, bins: metrics.Bins, shape: dict, t_star: int, profile,
+                   draws: int, rng: np.random.Generator, keep=None) -> dict:
     """A kernel pilot's own denoiser as the before-training forecast of a training set:
-    ``forecast.kernel_pilot`` of the U-Net trained on ``dataset`` (in ``task``'s coordinates),
-    its ``denoise`` kernel at ``t_star`` applied to the first ``profile.kernel_n`` trajectories
-    (``draws`` each; ``keep``: entries left as they are, a planner's start and goal), measured by
-    the task. Returns {"p": histogram (bins.n + 2,), "tv_prior": its TV to the uniform prior,
-    "seconds": the pilot's training plus the prediction}; pilot and prediction are cached."""
+    ``forecast.kernel_pilot`` of the U-Net of ``shape`` trained on ``dataset`` (in ``task``'s
+    coordinates), its ``denoise`` kernel at ``t_star`` applied to the first ``profile.kernel_n``
+    trajectories (``draws`` each; ``keep``: entries left as they are, a planner's start and
+    goal), measured by the task. Returns {"p": histogram (bins.n + 2,), "tv_prior": its TV to
+    the uniform prior, "seconds": the pilot's training plus the prediction}; pilot and
+    prediction are cached."""
     from . import forecast, kernels
 
-    run = forecast.kernel_pilot(task, "diffusion-unet", profile, dataset=dataset)
+    run = forecast.kernel_pilot(task, "diffusion-unet", profile, shape, dataset=dataset)
     data = dataset.subset(np.arange(min(profile.kernel_n, len(dataset))))
     p, _, seconds = kernels.predict(task, data, kernels.denoise(run.trained, t_star, keep=keep),
                                     draws, bins, rng, timed=True)

@@ -140,12 +140,21 @@ def test_pilot_is_a_tenth_of_the_steps_at_half_the_width():
     assert run.trained.spec.train_steps == 2 and run.trained.spec.width == 4
 
 
-def test_kernel_pilot_has_the_targets_width_an_eighth_of_its_batch_a_third_of_its_steps():
+def test_kernel_pilot_shapes_are_at_most_a_tenth_of_the_compute():
     prof = P.with_(train_steps=24, width=8, batch_size=32)
-    spec = forecast.kernel_pilot("cone", "diffusion-unet", prof, seed=1).trained.spec
+    for shape in forecast.KERNEL_PILOT_SHAPES:
+        size = forecast.pilot_sizes(shape, prof)
+        assert (size["train_steps"] * size["batch_size"] * size["width"] ** 2
+                <= 0.1 * prof.train_steps * prof.batch_size * prof.width ** 2)
+    label = forecast.pilot_label(forecast.KERNEL_PILOT_SHAPES[3], prof)
+    assert label == "width 8, batch 4, 8 steps"
+    spec = forecast.kernel_pilot("cone", "diffusion-unet", prof, forecast.KERNEL_PILOT_SHAPES[3],
+                                 seed=1).trained.spec
     assert (spec.train_steps, spec.batch_size, spec.width) == (8, 4, 8)
-    # a tenth of the compute or less: steps x batch against the target's
-    assert spec.train_steps * spec.batch_size <= 0.1 * prof.train_steps * prof.batch_size
+    # the first shape is the sampled pilot's
+    first = forecast.pilot_sizes(forecast.KERNEL_PILOT_SHAPES[0], prof)
+    pilot = forecast.pilot("cone", "diffusion-unet", prof).trained.spec
+    assert (first["train_steps"], first["width"]) == (pilot.train_steps, pilot.width)
 
 
 def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_setting():
@@ -180,7 +189,8 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
     prof = P.with_(kernel_draws=4)
     rows, shown, sweep = forecast.local_surrogate(targets, kernel_for,
                                                   {"a": "x", "b": "x", "c": "y"}, prof,
-                                                  "white", grid=(0, 1), seconds={"c": 1e6})
+                                                  "white", grid=(0, 1),
+                                                  seconds=lambda setting, name: 1e6 * (name == "c"))
     assert len(sweep) == 2 * 3 * 2 and set(sweep.setting) == {"x", "y"}
     assert len(rows) == 3 and set(shown) == {"a", "b", "c"}
     c = rows[2]
@@ -193,6 +203,14 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
     assert all(np.isfinite(r["locality"]) for r in rows)
     # c's kernel cost 1e6 s to build (a pilot's training): its cost fraction counts it
     assert c["cost_fraction"] >= 1e6 / 100.0 and a["cost_fraction"] < 1
+    assert c["setting"] == "y" and a["setting"] == "x"
+    # a list of settings: (setting, t*) chosen together on the other tasks. For c, a and b both
+    # score best at locality 1, which (x, t*=1) and (y, t*=0) reach
+    rows, _, _ = forecast.local_surrogate(targets, kernel_for, ["x", "y"], prof, "white",
+                                          grid=(0, 1))
+    assert (rows[2]["setting"], rows[2]["scale"]) in {("x", 1), ("y", 0)}
+    for r in rows:
+        assert r["source"].startswith(f"{r['setting']}, t*={int(r['scale'])} (chosen on")
 
 
 def test_evaluate_can_skip_the_locality():

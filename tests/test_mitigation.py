@@ -100,7 +100,7 @@ def test_mosaic_forecast_memorises_with_the_exact_denoiser(tmp_path, monkeypatch
 
 def test_pilot_forecast_is_the_kernel_pilots_denoiser_on_the_set(tmp_path, monkeypatch):
     """The kernel pilot's forecast of a training set: the pilot trained on that set at
-    forecast.KERNEL_PILOT's sizes, its denoiser at t* over the first kernel_n trajectories; the
+    the shape's sizes, its denoiser at t* over the first kernel_n trajectories; the
     same call gives the same histogram, and its seconds count the pilot's training."""
     from paper_lib import drift, forecast, get_profile, kernels, make_dataset
     from paper_lib.seeding import rng
@@ -110,8 +110,9 @@ def test_pilot_forecast_is_the_kernel_pilots_denoiser_on_the_set(tmp_path, monke
     task = drift.task_for("sine", P)
     data = make_dataset(task, 32, seed=0)
     bins = drift.quantity_bins(task, P)
-    out = mit.pilot_forecast(task, data, bins, 1, P, 2, rng(0, "test", "pilot"))
-    run = forecast.kernel_pilot(task, "diffusion-unet", P, dataset=data)
+    shape = forecast.KERNEL_PILOT_SHAPES[3]
+    out = mit.pilot_forecast(task, data, bins, shape, 1, P, 2, rng(0, "test", "pilot"))
+    run = forecast.kernel_pilot(task, "diffusion-unet", P, shape, dataset=data)
     assert (run.trained.spec.train_steps, run.trained.spec.batch_size) == (4, 2)
     p, _ = kernels.predict(task, data.subset(np.arange(24)), kernels.denoise(run.trained, 1), 2,
                            bins, rng(0, "test", "pilot"))
@@ -120,23 +121,29 @@ def test_pilot_forecast_is_the_kernel_pilots_denoiser_on_the_set(tmp_path, monke
     assert out["seconds"] >= run.trained.train_seconds > 0
 
 
-def test_pilot_t_star_reads_what_notebook_03_chose():
+def test_pilot_choice_reads_what_notebook_03_chose():
     from pathlib import Path
 
     import pandas as pd
 
-    from paper_lib import forecast
+    from paper_lib import forecast, get_profile
 
+    P = get_profile("default")
+    shape = forecast.KERNEL_PILOT_SHAPES[2]
     row = {"task": "cone", "model": "diffusion-unet", "kernel": "pilot-denoise",
-           "mode": "before-training", "scale": 3.0}
-    table = pd.DataFrame([row, {**row, "kernel": "mosaic-denoise", "task": "sine"}])
-    assert forecast.pilot_t_star(table, "cone") == 3
-    with pytest.raises(ValueError, match="pilot-denoise row for task 'sine'"):
-        forecast.pilot_t_star(table, "sine")
+           "mode": "before-training", "scale": 3.0,
+           "source": forecast.pilot_label(shape, P) + ", t*=3 (chosen on logistic & sine)"}
+    table = pd.DataFrame([row, {**row, "task": "sine", "source": "width 5, batch 5, 5 steps, t*=3"},
+                          {**row, "task": "maze", "kernel": "mosaic-denoise"}])
+    assert forecast.pilot_choice(table, "cone", P) == (shape, 3)
+    for task in ("sine", "maze", "pendulum"):   # unreadable shape, missing row, no row at all
+        with pytest.raises(ValueError, match=f"pilot-denoise row for task '{task}'"):
+            forecast.pilot_choice(table, task, P)
     committed = pd.read_csv(Path(__file__).resolve().parents[1] / "figures" / "tables"
                             / "kernel_agreement.csv")   # the format 03 writes today
     for task in ("sine", "cone", "logistic", "maze", "pendulum"):
-        assert forecast.pilot_t_star(committed, task) >= 0
+        shape, t_star = forecast.pilot_choice(committed, task, P)
+        assert shape in forecast.KERNEL_PILOT_SHAPES and t_star >= 0
 
 
 def test_mosaic_setting_reads_what_notebook_03_chose():
