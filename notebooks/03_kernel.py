@@ -903,7 +903,7 @@ print(f"maze, mass beyond the curated range: mosaic "
 #   or moves the wrong way while its class drifts. The MLP's kernel pilot (its `pilot-denoise`
 #   line) is held to the same cost: where the line shows the goal met on a task by ρ and EDF but
 #   a cost fraction above 0.1, a small network's short run is priced by its steps more than by
-#   their size, so 1/24 of the compute is not 1/24 of the time.
+#   their size, so a small share of its compute is not as small a share of its time.
 # * So, to the question of this section: **before training, the drift is forecast on the tasks
 #   printed as meeting the goal, by the forecasts printed beside them, and not elsewhere** at this
 #   budget. For the closed-form models our reading is that those are the tasks where the class's
