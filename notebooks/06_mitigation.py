@@ -690,9 +690,11 @@ print(table.drop(columns="train_seconds").round(2).to_string(index=False))
 #   small against the bins; guidance sharpens what distinguishes q, not the model's accuracy.
 # * A representation changes what a local error does to q, and a before-training forecast ranks
 #   representations only as well as its kernel resembles the trained model's errors in each space.
-# * Removing the kernel's bias is not removing the drift: read the mean shift, W1 and TV side by
-#   side (the `cone` lines of section 3: step lengths take away the lengthening, and the
-#   histogram can still be as far from the prior, its mass moved elsewhere).
+# * Removing a bias is not removing the drift: read the mean shift, W1 and TV side by side (the
+#   `cone` lines of section 3: step lengths take away the upward shift of the spirals' sizes, and
+#   the histogram can still be as far from the prior, its mass moved elsewhere). And find where
+#   the drift lives before choosing a fix: on `cone` it is in one parameter, the size, which
+#   conditioning on q asks for directly.
 # * Judge a fix by its change in TV with its bootstrap interval, against the noise floor and the
 #   seed-to-seed spread, and check that the plausible fraction does not fall; state the goals
 #   before training and report when they are not met.

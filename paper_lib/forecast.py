@@ -340,16 +340,16 @@ def meets_goal(rho, edf, ceiling):
 def pilot(task, kind: str, profile: Profile) -> drift.Run:
     """The pilot of class ``kind`` on ``task``'s curated set: the model an engineer trains first
     to see the drift coming, at PILOT_STEPS of the profile's steps and PILOT_WIDTH of its width
-    (same data, same seed 0). Its samples are a before-training forecast whose cost counts."""
-    return drift.train(task, kind, profile, train_steps=max(1, round(profile.train_steps
-                                                                       * PILOT_STEPS)),
-                       width=max(2, round(profile.width * PILOT_WIDTH)))
+    (the first of KERNEL_PILOT_SHAPES; same data, same seed 0). Its samples are a
+    before-training forecast whose cost counts."""
+    return kernel_pilot(task, kind, profile, KERNEL_PILOT_SHAPES[0])
 
 
 def pilot_sizes(shape: dict, profile: Profile) -> dict:
     """A pilot ``shape`` (fractions, as in KERNEL_PILOT_SHAPES) in ``profile``'s units:
-    {"train_steps", "batch_size", "width"}, each at least 1."""
-    return {k: max(1, round(getattr(profile, k) * f)) for k, f in shape.items()}
+    {"train_steps", "batch_size", "width"}, each at least 1 (the width at least 2)."""
+    return {k: max(2 if k == "width" else 1, round(getattr(profile, k) * f))
+            for k, f in shape.items()}
 
 
 def pilot_label(shape: dict, profile: Profile) -> str:

@@ -395,7 +395,7 @@ def test_trajectories_beyond_float32_are_a_clear_error_not_inf(X):
 
 # ---------------------------------------------------------------- representations (notebook 06)
 
-def _read_channels(task: str, name: str, C: int) -> range:
+def _read_channels(name: str, C: int) -> range:
     """The φ channels the inverse map reads (a phasor's quadrature is carried, not read)."""
     return range(1) if name == "phasor" else range(C)
 
@@ -413,7 +413,7 @@ def test_a_representation_never_measures_a_nan_entry_as_finite(task, name, data)
     Z = ds.X.copy()
     q_clean = t.measure(Z)
     frame = data.draw(st.integers(0, Z.shape[1] - 1))
-    channel = data.draw(st.sampled_from(list(_read_channels(task, name, Z.shape[2]))))
+    channel = data.draw(st.sampled_from(list(_read_channels(name, Z.shape[2]))))
     Z[1, frame, channel] = np.nan
     q = t.measure(Z)
     assert np.isnan(q[1]) and not t.is_plausible(Z)[1]
