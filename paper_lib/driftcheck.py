@@ -7,6 +7,13 @@ histogram of q' with the data's own histogram of q = m(x). Bins that gain mass b
 values the kernel (and, to the extent the kernel describes a model's error, the model) will
 over-produce; bins that lose mass are under-produced.
 
+The kernel is a data-only one (``white``, ``smooth``, ``spectral``, ``neighbour``), a *kernel
+pilot* (``"pilot"``, :func:`pilot_kernel`: a small diffusion U-Net trained on the data first,
+in the units your model will train in, whose own denoiser is the kernel: of the companion's
+before-training forecasts, the one that ranked its U-Nets' drift best in notebooks 03 and 06,
+at the cost of training it), or any
+``paper_lib.kernels.Kernel`` you pass (your trained model's ``denoise``).
+
 ``check(X, measure)`` runs it and returns a :class:`DriftCheck`; ``python -m paper_lib drift``
 (``paper_lib/__main__.py``) is the command-line front end, with :func:`load_trajectories` and
 :func:`resolve_measure` reading its inputs. All user errors raise :class:`DriftCheckError` (a
@@ -61,13 +68,18 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels, metrics
-from .forecast import N_LOCALITY, SMOOTH_LENGTH, rescaled_neighbour
+from . import cache, kernels, metrics
+from .datasets import Dataset
+from .forecast import (KERNEL_PILOT_SHAPES, N_LOCALITY, SMOOTH_LENGTH, pilot_label, pilot_sizes,
+                       rescaled_neighbour)
+from .profiles import get_profile
 from .seeding import rng as make_rng
+from .tasks import Task
 
-__all__ = ["check", "fit_scale", "DriftCheck", "ScaleChoice", "DriftCheckError",
-           "reference_size", "load_trajectories", "resolve_measure", "check_output_path",
-           "DEFAULT_LOCALITY", "DATA_KERNELS", "FORMATS"]
+__all__ = ["check", "fit_scale", "pilot_kernel", "pilot_source", "DriftCheck", "ScaleChoice",
+           "DriftCheckError", "YourData", "reference_size", "load_trajectories", "resolve_measure",
+           "check_output_path", "DEFAULT_LOCALITY", "DATA_KERNELS", "KERNELS", "PILOT_SHAPE",
+           "PILOT_T_STAR", "FORMATS"]
 
 # The companion's calibrated default locality, in data spacings: the median `locality` over the
 # 25 `matched` rows of model `diffusion-unet` (5 tasks × 5 kernels) in the committed table
@@ -76,6 +88,16 @@ __all__ = ["check", "fit_scale", "DriftCheck", "ScaleChoice", "DriftCheckError",
 # (tests/test_driftcheck.py) recomputes it from that table, so it cannot go stale silently.
 DEFAULT_LOCALITY = 1.19416
 DATA_KERNELS = ("white", "smooth", "spectral", "neighbour")
+KERNELS = (*DATA_KERNELS, "pilot")
+# The kernel pilot: a small diffusion U-Net trained on your trajectories, whose own denoiser is
+# the kernel. Its shape (fractions of the default profile's steps, batch and width: 600 steps,
+# batch 16, width 16, ≈ 6% of the default U-Net's training compute) and t* are what notebook 03
+# chose, leave one task out, for every one of its five tasks (the before-training `pilot-denoise`
+# rows of figures/tables/kernel_agreement.csv; a test reads them back, so these cannot go stale
+# silently). On those tasks it was the before-training forecast of the U-Net's drift with the
+# highest rank correlation on most tasks (notebooks 03 and 06).
+PILOT_SHAPE = KERNEL_PILOT_SHAPES[4]
+PILOT_T_STAR = 0
 FORMATS = (".npy, .npz (FILE.npz:KEY), .csv or .parquet (long format: id, t, one column per "
            "channel)")
 
@@ -86,6 +108,12 @@ _CAVEAT = ("Scale: the companion's calibrated default, locality {loc:.3g} data s
            "drift (explained drift fraction below 0.2): read the direction of the forecast more "
            "than its size, and fit the scale to a few hundred samples of your model when you have "
            "one (fit_scale, --samples).")
+_PILOT_CAVEAT = ("Units: the pilot trained on your trajectories standardised (each channel's "
+                 "mean and standard deviation). Its kernel depends on the units a "
+                 "model trains in: on two of the companion's five tasks the standardised pilot "
+                 "lost most of the agreement that a pilot in the U-Nets' own units had "
+                 "(bench/driftcheck_pilot.csv). Give the units your model will train in "
+                 "(units=(offset, scale), --units OFFSET:SCALE).")
 _SPACING_REF = 2000          # trajectories whose nearest-neighbour distance defines the spacing
 
 
@@ -283,7 +311,7 @@ def _family(name, X: np.ndarray, length: float, k: int, psd, n_ref: int,
         raise DriftCheckError("kernel 'denoise' needs your trained model: pass "
                               "kernel=paper_lib.kernels.denoise(trained, t_star) to check()")
     if not isinstance(name, str) or name not in DATA_KERNELS:
-        raise DriftCheckError(f"unknown kernel {name!r}; expected one of {', '.join(DATA_KERNELS)}"
+        raise DriftCheckError(f"unknown kernel {name!r}; expected one of {', '.join(KERNELS)}"
                               " or a paper_lib.kernels.Kernel instance (e.g. kernels.denoise("
                               "trained, t_star))")
     try:
@@ -399,6 +427,98 @@ class _quiet_torch(warnings.catch_warnings):
         return super().__exit__(*exc)
 
 
+def _units(units, mean: np.ndarray, mean_sq: np.ndarray, C: int) -> tuple[tuple, tuple]:
+    """(offset, spread), one per channel, from ``units`` (see :func:`pilot_kernel`), or from the
+    data's per-channel ``mean`` and mean square when None."""
+    if units is None:
+        std = np.sqrt(np.maximum(mean_sq - mean ** 2, 0))
+        if not (std > 0).any():
+            raise DriftCheckError("pilot: every channel is constant over all trajectories; "
+                                  "expected trajectories that vary")
+        return (tuple(float(m) + 0.0 for m in mean),
+                tuple(float(v) if v > 0 else 1.0 for v in std))
+    expected = (f"expected (offset, scale): each a finite number or {C} of them (one per "
+                "channel), scale > 0")
+    try:
+        offset, scale = units
+        off, sc = (np.broadcast_to(np.asarray(v, float), (C,)) for v in (offset, scale))
+    except (TypeError, ValueError):
+        raise DriftCheckError(f"units: got {units!r}; {expected}") from None
+    if not (np.isfinite(off).all() and np.isfinite(sc).all() and (sc > 0).all()):
+        raise DriftCheckError(f"units: got {units!r}; {expected}")
+    return tuple(float(o) + 0.0 for o in off), tuple(float(v) for v in sc)   # + 0.0: no -0.0
+
+
+@dataclass(frozen=True)
+class YourData(Task):
+    """Your trajectories as a task a pilot can train on: ``channels`` names C channels of ``T``
+    frames; the model sees (x − ``offset``) / ``spread``, each one number per channel
+    (:func:`pilot_kernel` sets them). It generates and measures nothing (the quantity is
+    check()'s ``measure``), and the prior's support ``lo``, ``hi`` is unused: a pilot is not
+    conditioned on q."""
+
+    name = "your-data"
+    channels: tuple[str, ...] = ("x",)
+    spread: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self):
+        super().__post_init__()
+        sp = np.asarray(self.spread, float)
+        if sp.shape != (self.C,) or not (np.isfinite(sp).all() and (sp > 0).all()):
+            raise ValueError(f"{self.name}: spread must be {self.C} finite numbers > 0 (one per "
+                             f"channel), got {self.spread!r}")
+
+    def to_model(self, X):
+        return ((np.asarray(X, np.float32) - np.float32(self.offset))
+                / np.float32(self.spread)).astype(np.float32)
+
+    def from_model(self, Z):
+        return (np.asarray(Z, np.float32) * np.float32(self.spread)
+                + np.float32(self.offset)).astype(np.float32)
+
+
+def pilot_kernel(trajectories, units=None, seed: int = 0, profile: str = "default",
+                 progress: bool = False) -> kernels.denoise:
+    """A kernel pilot for ``trajectories`` (n, T, C), n >= 2, finite, T a multiple of 4 (the
+    U-Net halves the time axis twice): a ``diffusion-unet`` of shape :data:`PILOT_SHAPE` at
+    ``profile``'s sizes (default: 600 steps, batch 16, width 16), trained on them with ``seed``,
+    returned as its own ``denoise`` kernel at t* = :data:`PILOT_T_STAR`, in your units.
+
+    ``units``: ``(offset, scale)``, the normalisation the model you forecast will train with
+    (it sees (x − offset) / scale; each a number or one per channel, scale > 0). It matters: the denoiser's smallest step adds noise of a fixed size in those units, so the same
+    data at another scale gets another kernel (``bench/driftcheck_pilot.py`` measures how much,
+    on the companion's five tasks). None: each channel's mean and standard deviation (1 for a
+    constant channel). The trained pilot is cached
+    (keyed by a hash of the trajectories), so a second check of the same data does not train."""
+    from . import models
+
+    X = _as_trajectories(trajectories)
+    n, T, C = X.shape
+    try:
+        P = get_profile(profile)
+    except ValueError as exc:
+        raise DriftCheckError(str(exc)) from None
+    spec = models.make_spec("diffusion-unet", P, **pilot_sizes(PILOT_SHAPE, P))
+    halvings = len(spec.mults) - 1
+    if T % 2 ** halvings:
+        raise DriftCheckError(f"pilot: trajectories have T={T} frames; the pilot's U-Net halves "
+                              f"the time axis {halvings} times, so T must be a multiple of "
+                              f"{2 ** halvings} (pad or crop the trajectories)")
+    total, squares = np.zeros(C), np.zeros(C)
+    for s in range(0, n, 16384):   # chunked: a memory map is not read in whole
+        Xc = np.asarray(X[s:s + 16384], np.float64)
+        _check_finite(Xc, s)
+        total += Xc.sum(axis=(0, 1))
+        squares += (Xc ** 2).sum(axis=(0, 1))
+    offset, spread = _units(units, total / (n * T), squares / (n * T), C)
+    task = YourData(channels=tuple(f"channel {c}" for c in range(C)), T=T, offset=offset,
+                    spread=spread)
+    data = Dataset(task.name, X, np.zeros(n), 0,
+                   {"task": task.name, "params": task, "X": cache.fingerprint(X)})
+    trained = models.fit(spec, data, P, seed=_int_option(seed, "seed", 0), progress=progress)
+    return kernels.denoise(trained, PILOT_T_STAR)
+
+
 def fit_scale(samples, trajectories, kernel: str = "smooth", *, length: float = SMOOTH_LENGTH,
               k: int = 8, psd=None, n_ref: int | None = None, seed: int = 0) -> ScaleChoice:
     """Fit a data-only kernel's scale from a few samples (m, T, C) of a model trained on
@@ -459,6 +579,32 @@ def _resolve_kernel(kernel, scale, X, X_loc, length, k, psd, n_ref, g, spacing):
                                   "(the companion's default) or fit_scale(...)")
         choice = ScaleChoice(value, kernel, "given", None, False, params)
     return make(choice.value), choice
+
+
+def _pilot(X: np.ndarray, scale, units, seed: int,
+           progress: bool) -> tuple[kernels.Kernel, ScaleChoice]:
+    """(Kernel, ScaleChoice) of check()'s ``kernel="pilot"``: :func:`pilot_kernel` on X."""
+    if scale is not None:
+        raise DriftCheckError(f"scale: got {scale!r}; the kernel pilot has its own scale (its "
+                              f"denoiser at t* = {PILOT_T_STAR}): pass scale=None")
+    kern = pilot_kernel(X, units=units, seed=seed, progress=progress)
+    return kern, ScaleChoice(float(PILOT_T_STAR), "pilot", pilot_source(kern, units),
+                             default=units is None)
+
+
+def pilot_source(kern: kernels.denoise, units) -> str:
+    """Where a pilot kernel's scale (its t*) came from, for the report: the pilot's shape and
+    the units it trained in (``units`` as given to :func:`pilot_kernel`)."""
+    task = kern.trained.task
+
+    def shown(values):
+        v = np.asarray(values, float) + 0.0   # no "-0"
+        return f"{v[0]:.4g}" if np.ptp(v) == 0 else "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
+
+    label = pilot_label(PILOT_SHAPE, get_profile("default"))
+    return (f"t*: a diffusion U-Net pilot trained on these trajectories, {label}, in units "
+            f"(x - {shown(task.offset)}) / {shown(task.spread)}"
+            f"{' (standardised)' if units is None else ''}, denoising from step {kern.scale:g}")
 
 
 def _sample(kern: kernels.Kernel, Xc: np.ndarray, g: np.random.Generator,
@@ -541,7 +687,7 @@ def _paired_bootstrap(q_data: np.ndarray, q_fore: np.ndarray, bins: metrics.Bins
 def check(trajectories, measure: Callable[[np.ndarray], np.ndarray], kernel="smooth", scale=None,
           bins=20, draws: int | None = None, seed: int = 0, *, length: float = SMOOTH_LENGTH,
           k: int = 8, psd=None, n_ref: int | None = None, level: float = 0.95,
-          n_boot: int = 200,
+          n_boot: int = 200, units=None,
           chunk: int = 16384, progress: bool = False,
           measure_name: str | None = None) -> "DriftCheck":
     """Forecast where the quantity ``measure`` of ``trajectories`` drifts under a data deviation
@@ -553,15 +699,17 @@ def check(trajectories, measure: Callable[[np.ndarray], np.ndarray], kernel="smo
     ``measure``); it must be finite on every data trajectory. ``kernel``: ``"white"``,
     ``"smooth"`` (correlation ``length`` time steps), ``"spectral"`` (needs ``psd``, or a
     ``fit_scale`` result), ``"neighbour"`` (``k`` nearest of ``n_ref`` reference trajectories,
-    default :func:`reference_size`),
-    or any ``paper_lib.kernels.Kernel`` instance (e.g. ``kernels.denoise(trained, t_star)`` of your
+    default :func:`reference_size`), ``"pilot"`` (a small diffusion U-Net trained on the
+    trajectories first, :func:`pilot_kernel`, in ``units``; ``scale`` must be None), or any
+    ``paper_lib.kernels.Kernel`` instance (e.g. ``kernels.denoise(trained, t_star)`` of your
     model; then ``scale`` must be None). ``scale``: a number, a :func:`fit_scale` result, or None
     for the companion's default locality (:data:`DEFAULT_LOCALITY`; the report then carries a
     caveat). ``bins``: int (equal bins over the data's range) or a ``metrics.Bins``. ``draws``:
     perturbations per trajectory (None: enough for ~10⁵ forecast values, 1..16). ``level``,
-    ``n_boot``: the paired bootstrap (module docstring). ``chunk``: trajectories per batch (memory
-    O(chunk · T · C)). ``progress``: a tqdm bar on stderr. Results are deterministic for a given
-    ``seed`` and ``chunk``.
+    ``n_boot``: the paired bootstrap (module docstring). ``units``: kernel ``"pilot"`` only,
+    the ``(offset, scale)`` your model will normalise with (:func:`pilot_kernel`). ``chunk``:
+    trajectories per batch (memory O(chunk · T · C)). ``progress``: a tqdm bar on stderr.
+    Results are deterministic for a given ``seed`` and ``chunk``.
     """
     t0 = time.perf_counter()
     X = _as_trajectories(trajectories)
@@ -587,8 +735,15 @@ def check(trajectories, measure: Callable[[np.ndarray], np.ndarray], kernel="smo
         bar.set_description("drift check: data spacing and scale")
         spacing = _spacing(X, make_rng(seed, "driftcheck", "spacing"))
         X_loc = _locality_rows(X, seed)
-        kern, choice = _resolve_kernel(kernel, scale, X, X_loc, length, k, psd, n_ref,
-                                       make_rng(seed, "driftcheck", "scale"), spacing)
+        if isinstance(kernel, str) and kernel == "pilot":
+            bar.set_description("drift check: training the pilot")
+            kern, choice = _pilot(X, scale, units, seed, progress)
+        elif units is not None:
+            raise DriftCheckError(f"units: got {units!r}; only kernel 'pilot' trains in units "
+                                  f"(kernel {kernel!r} perturbs the data in its own units)")
+        else:
+            kern, choice = _resolve_kernel(kernel, scale, X, X_loc, length, k, psd, n_ref,
+                                           make_rng(seed, "driftcheck", "scale"), spacing)
         user_kernel = isinstance(kernel, kernels.Kernel)
         loc = kernels.locality(X_loc, _sample(kern, X_loc, make_rng(seed, "driftcheck", "loc"),
                                               user_kernel), spacing) \
@@ -606,7 +761,7 @@ def check(trajectories, measure: Callable[[np.ndarray], np.ndarray], kernel="smo
     p_data, p_fore = metrics.histogram(q_data, bins_), metrics.histogram(q_fore, bins_)
     fin = np.isfinite(q_fore)
     return DriftCheck(
-        bins=bins_, n=n, T=T, C=C, draws=draws, measure=name, kernel=kern.name,
+        bins=bins_, n=n, T=T, C=C, draws=draws, measure=name, kernel=choice.kernel,
         kernel_repr=repr(kern), scale=choice, locality=loc, spacing=float(spacing), level=level,
         n_boot=n_boot, seed=seed, p_data=p_data, p_data_band=boot["p_data"],
         p_forecast=p_fore, p_forecast_band=boot["p_forecast"],
@@ -687,8 +842,11 @@ class DriftCheck:
 
     @property
     def caveat(self) -> str | None:
-        """The caveat printed when the scale is the companion's default, else None."""
-        return _CAVEAT.format(loc=self.scale.locality) if self.scale.default else None
+        """The caveat printed when the scale (or a pilot's units) is the companion's default,
+        else None."""
+        if not self.scale.default:
+            return None
+        return _PILOT_CAVEAT if self.kernel == "pilot" else _CAVEAT.format(loc=self.scale.locality)
 
     def to_frame(self):
         """One row per bin: label, lo/hi edges (−inf/inf for under/overflow) and centre in units

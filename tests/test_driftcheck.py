@@ -1,6 +1,7 @@
 """The drift check for your own data (paper_lib.driftcheck, python -m paper_lib drift): a known
 answer, the report, every input format and every user error (one clear message, exit status 2,
 nothing written)."""
+import functools
 import re
 import subprocess
 import sys
@@ -39,6 +40,18 @@ def test_default_locality_is_the_committed_tables_median():
     assert len(m) >= 5
     assert dc.DEFAULT_LOCALITY == pytest.approx(float(m.locality.median()), abs=1e-4)
     assert m[m.kernel.isin(dc.DATA_KERNELS)].edf.max() < 0.2
+
+
+def test_pilot_shape_and_t_star_are_what_notebook_03_chose_on_every_task():
+    """PILOT_SHAPE and PILOT_T_STAR are the kernel pilot notebook 03's protocol chose, leave one
+    task out, for each of its five tasks (its before-training pilot-denoise rows)."""
+    from paper_lib import forecast
+    from paper_lib.profiles import get_profile
+
+    t = pd.read_csv(ROOT / "figures" / "tables" / "kernel_agreement.csv")
+    for task in ("sine", "cone", "logistic", "maze", "pendulum"):
+        assert forecast.pilot_choice(t, task, get_profile("default")) == (dc.PILOT_SHAPE,
+                                                                          dc.PILOT_T_STAR), task
 
 
 def test_check_is_reachable_from_drift():
@@ -325,6 +338,72 @@ def test_measures_by_name(tmp_path, X):
             dc.resolve_measure(spec)
 
 
+# ----------------------------------------------------------------------------- the kernel pilot
+
+def test_pilot_trains_in_the_units_given_or_standardised(X):
+    """The pilot's model sees (x - offset) / scale: given units are used as given; by default the
+    data standardised (zero mean, unit standard deviation per channel). It is cached."""
+    Y = X[:, :32] * np.float32([1.0, 5.0]) + np.float32([2.0, -1.0])
+    given = dc.pilot_kernel(Y, units=((2.0, -1.0), 3.0), profile="smoke")
+    assert given.trained.task.offset == (2.0, -1.0) and given.trained.task.spread == (3.0, 3.0)
+    assert given.scale == dc.PILOT_T_STAR == 0 and not given.trained.from_cache
+    std = dc.pilot_kernel(Y, profile="smoke")
+    Z = std.trained.task.to_model(Y).astype(np.float64)
+    assert np.allclose(Z.mean(axis=(0, 1)), 0, atol=1e-5)
+    assert np.allclose(Z.std(axis=(0, 1)), 1, atol=1e-5)
+    assert dc.pilot_kernel(Y, profile="smoke").trained.from_cache
+
+
+def test_pilot_kernel_is_equivariant_to_the_units(X):
+    """Data ten times larger in units ten times larger is the same training set for the pilot,
+    so its kernel is the same, ten times larger: the units, not the numbers, decide."""
+    Y = X[:, :32]
+    small = dc.pilot_kernel(Y, units=(0.0, 1.0), profile="smoke")
+    large = dc.pilot_kernel(10 * Y, units=(0.0, 10.0), profile="smoke")
+    a = small.sample(Y[:50], rng(0, "pilot units"))
+    b = large.sample(10 * Y[:50], rng(0, "pilot units"))
+    assert np.allclose(b, 10 * a, rtol=1e-4, atol=1e-3)
+    moved = np.abs(a - Y[:50]).mean()
+    assert moved > 0 and not np.allclose(large.sample(Y[:50], rng(0, "pilot units")), a,
+                                         atol=0.1 * moved)
+
+
+def test_check_with_the_pilot_reports_its_units_and_the_caveat(X, monkeypatch):
+    """check(kernel='pilot') trains the pilot and says in which units; the caveat appears only
+    when the units were not given. (Smoke-sized pilots here; the command's test below trains
+    the default one.)"""
+    monkeypatch.setattr(dc, "pilot_kernel", functools.partial(dc.pilot_kernel, profile="smoke"))
+    Y = X[:40]
+    r = dc.check(Y, travel_distance, kernel="pilot", draws=1, bins=5, n_boot=10)
+    assert r.kernel == "pilot" and "standardised" in r.scale.source and "Units:" in r.caveat
+    r = dc.check(Y, travel_distance, kernel="pilot", units=(0.0, 4.0), draws=1, bins=5,
+                 n_boot=10)
+    assert "(x - 0) / 4," in r.scale.source and r.caveat is None and r.locality > 0
+
+
+@pytest.mark.parametrize("make,kw,message", [
+    (lambda X: X[:, :30], {}, r"T=30 frames.*multiple of 4"),
+    (lambda X: np.ones_like(X), {}, "every channel is constant"),
+    (_nan_first := (lambda X: np.where(np.arange(X.shape[1])[None, :, None] == 3, np.nan, X)),
+     {}, "non-finite value"),
+    (lambda X: X, {"units": (0.0, 0.0)}, r"units: got \(0.0, 0.0\)"),
+    (lambda X: X, {"units": ((0, 0, 0), 1.0)}, "one per channel"),
+    (lambda X: X, {"units": (0.0, (1.0, -1.0))}, "scale > 0"),
+    (lambda X: X, {"units": "1:2"}, "expected \\(offset, scale\\)"),
+    (lambda X: X, {"profile": "fast"}, "unknown profile 'fast'"),
+])
+def test_pilot_bad_input_one_clear_error(X, make, kw, message):
+    with pytest.raises(dc.DriftCheckError, match=message):
+        dc.pilot_kernel(make(X), **kw)
+
+
+def test_pilot_options_belong_to_the_pilot(X):
+    with pytest.raises(dc.DriftCheckError, match="only kernel 'pilot' trains in units"):
+        dc.check(X, travel_distance, kernel="smooth", units=(0.0, 1.0))
+    with pytest.raises(dc.DriftCheckError, match="the kernel pilot has its own scale"):
+        dc.check(X, travel_distance, kernel="pilot", scale=0.3)
+
+
 # ----------------------------------------------------------------------------- the command
 
 @pytest.fixture
@@ -365,11 +444,22 @@ def test_command_fits_the_scale_to_samples(files, capsys):
     assert "fitted to 100 model samples" in stdout and "caveat" not in stdout and out.exists()
 
 
+def test_command_runs_the_pilot_in_the_units_given(files, capsys):
+    out = files / "pilot.html"
+    rc, stdout, err = run_cli(capsys, "--data", files / "walks.npy", "--measure", "task:cone",
+                              "--kernel", "pilot", "--units", "0,0:5,2.5", "--draws", "1",
+                              "--out", out)
+    assert rc == 0, err
+    assert "kernel pilot" in stdout and "(x - 0) / (5, 2.5)" in stdout and "caveat" not in stdout
+    assert out.exists()
+
+
 def test_command_help_explains_every_option(capsys):
     assert main(["drift", "--help"]) == 0
     text = capsys.readouterr().out
     for opt in ("--data", "--measure", "--kernel", "--scale", "--samples", "--bins", "--draws",
-                "--seed", "--length", "--k", "--level", "--boot", "--out", "--quiet"):
+                "--seed", "--length", "--k", "--level", "--boot", "--out", "--quiet",
+                "--units"):
         assert opt in text
     assert ".parquet" in text and "task:NAME" in text and "exit status" in text
 
@@ -383,6 +473,9 @@ def test_command_help_explains_every_option(capsys):
     (["--measure", "{d}/m.py:flat"], r"returned shape \(200, 2\)"),
     (["--kernel", "gauss"], "invalid choice: 'gauss'"),
     (["--kernel", "spectral"], "needs --samples"),
+    (["--kernel", "pilot", "--scale", "0.2"], "--kernel pilot has its own scale"),
+    (["--units", "0:-1"], "expected OFFSET:SCALE"),
+    (["--units", "0:1"], "only kernel 'pilot' trains in units"),
     (["--bins", "ten"], "expected N .* or LO:HI:N"),
     (["--out", "{d}/walks.npy/report.html"], "is not a folder"),
     (["--out", "{d}/report.png"], "does not end in .html"),
