@@ -4,7 +4,7 @@
 #   make book      the executed default notebooks, docs and README as a static site in build/book
 #   make bench     timing benchmark against reference U-Nets (BENCH_ARGS=--quick: seconds), and
 #                  the drift check's time and memory at 10^4..10^6 trajectories (bench/drift_scale.py;
-#                  DRIFT_SCALE_ARGS="--sizes 10000" for a quick run)
+#                  DRIFT_SCALE_ARGS="--sizes 10000" for a quick run; kernels smooth, neighbour, pilot)
 #   make figures ARITHMETIC=portable   the same, with the transformer trained and sampled in
 #                  arithmetic that gives the same bits on Intel and AMD CPUs (paper_lib/arithmetic.py;
 #                  slower, cached apart)
