@@ -222,10 +222,12 @@ def plausibility_row(task: Task, X: np.ndarray, profile: Profile, model: str, st
                      training: str, plausible: np.ndarray | None = None) -> dict:
     """One row of ``tables/plausibility.csv`` (PLAUSIBILITY_COLUMNS) for samples X (n, T, C, task
     units) of a ``model`` after ``steps`` optimiser steps; ``training``: ``"snapshot"`` (EMA
-    weights recorded along a longer run) or ``"own run"`` (trained that long on its own
-    schedule). ``plausible`` (n,) bool: the task's check of each sample when it needs more than X
-    (the maze's goals); by default ``task.is_plausible(X)``. ``tv_plausible_only``: TV to the
-    prior of the plausible samples alone (NaN when none is plausible)."""
+    weights recorded along a longer run), ``"own run"`` (trained that long on its own
+    schedule) or ``"own run, projected"`` (those samples post-processed onto the task's physical
+    constraints, e.g. ``PendulumTask.project``). ``plausible`` (n,) bool: the task's check of
+    each sample when it needs more than X (the maze's goals); by default
+    ``task.is_plausible(X)``. ``tv_plausible_only``: TV to the prior of the plausible samples
+    alone (NaN when none is plausible)."""
     bins = quantity_bins(task, profile)
     ok = task.is_plausible(X) if plausible is None else np.asarray(plausible, bool)
     if ok.shape != (len(X),):

@@ -227,3 +227,47 @@ def test_checks_break_down_is_plausible():
     assert set(c) == {"finite", "unit_circle", "omega_bounded", "energy_conserved", "kinematics"}
     assert c["unit_circle"].tolist() == [True, False, True]
     np.testing.assert_array_equal(t.is_plausible(bad), np.logical_and.reduce(list(c.values())))
+
+
+def test_projection_leaves_clean_motion_and_its_energy_alone():
+    q, X = clean(n=64)
+    Y = TASK.project(X)
+    assert Y.dtype == np.float64 and Y.shape == X.shape
+    np.testing.assert_allclose(Y, X, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(TASK.measure(Y), q, atol=1e-4)
+    assert TASK.is_plausible(Y).all()
+
+
+def test_projection_restores_both_constraints_and_keeps_the_mean_energy():
+    """Off the unit circle and with per-frame energy noise, the projection puts the pairs back on
+    the circle and every frame at the motion's mean energy (measured after the circle step)."""
+    q, X = clean(n=32, seed=4)
+    g = np.random.default_rng(5)
+    B = X.copy()
+    B[..., :4] *= g.uniform(0.8, 1.2, B[..., :4].shape).astype(np.float32)
+    B[..., 4:] *= g.uniform(0.9, 1.1, B[..., 4:].shape).astype(np.float32)
+    c = TASK.checks(B)
+    assert not c["unit_circle"].any() and not c["energy_conserved"].all()
+    Y = TASK.project(B)
+    c = TASK.checks(Y)
+    assert c["unit_circle"].all() and c["energy_conserved"].all()
+    circle = TASK.project(B, energy=False)
+    np.testing.assert_allclose(circle[..., 4:], B[..., 4:])
+    assert TASK.checks(circle)["unit_circle"].all()
+    mean = np.broadcast_to(TASK.measure(circle)[:, None], (len(B), TASK.T))
+    S = states_from_channels(circle)
+    reachable = mean >= potential(S[..., 0], S[..., 1])   # else the frame comes to rest
+    assert reachable.mean() > 0.9
+    np.testing.assert_allclose(TASK.frame_energies(Y)[reachable], mean[reachable], atol=1e-3)
+    assert (Y[~reachable][:, 4:] == 0).all()
+
+
+def test_projection_of_what_cannot_be_projected_is_nan():
+    q, X = clean(n=3)
+    B = X.copy()
+    B[0, 5, 4] = np.nan          # a non-finite value
+    B[1, :, 0:2] = 0             # a sin/cos pair with no direction
+    m = TASK.measure(TASK.project(B))
+    assert np.isnan(m[:2]).all() and np.isfinite(m[2])
+    with pytest.raises(ValueError, match="expected trajectories of shape"):
+        TASK.project(X[:, :, :4])

@@ -272,6 +272,28 @@ class PendulumTask(Task):
             E[~np.isfinite(E)] = np.nan
         return E
 
+    def project(self, X, energy: bool = True) -> np.ndarray:
+        """Motions X (n, T, 6) moved onto two constraints every true motion obeys, as a
+        practitioner may post-process generated ones: each sin/cos pair scaled onto the unit
+        circle, then (``energy``) each frame's (ω1, ω2) scaled by one factor s ≥ 0 so that its
+        energy V(θ) + s² K(θ, ω) equals the motion's mean energy after the first step (s = 0
+        where that mean is below V(θ), 1 where ω = 0). The measured energy (the mean) moves only
+        through those two exceptions. Returns float64 (n, T, 6), task units; a motion with a
+        non-finite value or a zero sin/cos pair gives NaN where it cannot be projected."""
+        X = np.asarray(self.check(X), np.float64).copy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for c in (0, 2):
+                X[..., c:c + 2] /= np.linalg.norm(X[..., c:c + 2], axis=-1, keepdims=True)
+            if not energy:
+                return X
+            S = states_from_channels(X)
+            V = potential(S[..., 0], S[..., 1], **self.params)
+            K = kinetic(*np.moveaxis(S, -1, 0), **self.params)
+            E = (V + K).mean(1, keepdims=True)
+            s = np.where(K > 0, np.sqrt(np.clip(E - V, 0, None) / K), 1.0)
+        X[..., 4:6] *= s[..., None]
+        return X
+
     def is_plausible(self, X):
         """A double-pendulum motion: every check of :meth:`checks` passes. Returns bool (n,)."""
         c = self.checks(X)
