@@ -30,7 +30,8 @@
 #   regular and chaotic motion, and why measuring E from the channels is exact on clean data;
 # * to read a generated motion's physical checks one by one: the
 #   [plausible fraction](../docs/glossary.md#plausible-fraction) of strict checks can be zero
-#   while the motions still look like a pendulum;
+#   while the motions still look like a pendulum, and what projecting the motions onto their
+#   physical constraints and training longer change about that (and about the drift);
 # * to read the energy drift of each [model class](../docs/glossary.md#model-classes) against the
 #   [noise floor](../docs/glossary.md#noise-floor), and where its mass goes (regular or chaotic);
 # * how far the [data deviation kernels](../docs/glossary.md#data-deviation-kernel) forecast that
