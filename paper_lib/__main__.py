@@ -125,7 +125,8 @@ def parser() -> argparse.ArgumentParser:
                         "pilot = the denoiser of a small diffusion U-Net trained on the data "
                         "first (600 steps of batch 16, width 16: about 16 s of training on a "
                         "2-core CPU, whatever the number of trajectories; cached), in --units "
-                        "(T must be a multiple of 4). A trained model's own denoise kernel is available from Python: "
+                        "(T must be a multiple of 4). A trained model's own denoise kernel is "
+                        "available from Python: "
                         "paper_lib.driftcheck.check(X, m, kernel=paper_lib.kernels.denoise(...)).")
     p.add_argument("--units", type=_units, metavar="OFFSET:SCALE",
                    help="pilot kernel: the normalisation the model you will train uses (it sees "

@@ -10,9 +10,9 @@ over-produce; bins that lose mass are under-produced.
 The kernel is a data-only one (``white``, ``smooth``, ``spectral``, ``neighbour``), a *kernel
 pilot* (``"pilot"``, :func:`pilot_kernel`: a small diffusion U-Net trained on the data first,
 in the units your model will train in, whose own denoiser is the kernel: of the companion's
-before-training forecasts, the one that ranked its U-Nets' drift best in notebooks 03 and 06,
-at the cost of training it), or any
-``paper_lib.kernels.Kernel`` you pass (your trained model's ``denoise``).
+before-training forecasts, the one that agreed best with its U-Nets' drift on most tasks in
+notebooks 03 and 06, at the cost of training it), or any ``paper_lib.kernels.Kernel`` you pass
+(your trained model's ``denoise``).
 
 ``check(X, measure)`` runs it and returns a :class:`DriftCheck`; ``python -m paper_lib drift``
 (``paper_lib/__main__.py``) is the command-line front end, with :func:`load_trajectories` and
@@ -94,8 +94,8 @@ KERNELS = (*DATA_KERNELS, "pilot")
 # batch 16, width 16, ≈ 6% of the default U-Net's training compute) and t* are what notebook 03
 # chose, leave one task out, for every one of its five tasks (the before-training `pilot-denoise`
 # rows of figures/tables/kernel_agreement.csv; a test reads them back, so these cannot go stale
-# silently). On those tasks it was the before-training forecast of the U-Net's drift with the
-# highest rank correlation on most tasks (notebooks 03 and 06).
+# silently). Of the before-training forecasts there, it correlated best with the U-Net's drift
+# on most tasks (notebooks 03 and 06).
 PILOT_SHAPE = KERNEL_PILOT_SHAPES[4]
 PILOT_T_STAR = 0
 FORMATS = (".npy, .npz (FILE.npz:KEY), .csv or .parquet (long format: id, t, one column per "
@@ -110,7 +110,7 @@ _CAVEAT = ("Scale: the companion's calibrated default, locality {loc:.3g} data s
            "one (fit_scale, --samples).")
 _PILOT_CAVEAT = ("Units: the pilot trained on your trajectories standardised (each channel's "
                  "mean and standard deviation). Its kernel depends on the units a "
-                 "model trains in: on two of the companion's five tasks the standardised pilot "
+                 "model trains in: on four of the companion's five tasks the standardised pilot "
                  "lost most of the agreement that a pilot in the U-Nets' own units had "
                  "(bench/driftcheck_pilot.csv). Give the units your model will train in "
                  "(units=(offset, scale), --units OFFSET:SCALE).")
@@ -485,11 +485,12 @@ def pilot_kernel(trajectories, units=None, seed: int = 0, profile: str = "defaul
     returned as its own ``denoise`` kernel at t* = :data:`PILOT_T_STAR`, in your units.
 
     ``units``: ``(offset, scale)``, the normalisation the model you forecast will train with
-    (it sees (x − offset) / scale; each a number or one per channel, scale > 0). It matters: the denoiser's smallest step adds noise of a fixed size in those units, so the same
-    data at another scale gets another kernel (``bench/driftcheck_pilot.py`` measures how much,
-    on the companion's five tasks). None: each channel's mean and standard deviation (1 for a
-    constant channel). The trained pilot is cached
-    (keyed by a hash of the trajectories), so a second check of the same data does not train."""
+    (it sees (x − offset) / scale; each a number or one per channel, scale > 0). It matters:
+    the denoiser's smallest step adds noise of a fixed size in those units, so the same data at
+    another scale gets another kernel (``bench/driftcheck_pilot.py`` measures how much, on the
+    companion's five tasks). None: each channel's mean and standard deviation (1 for a constant
+    channel). The trained pilot is cached (keyed by a hash of the trajectories), so a second
+    check of the same data does not train."""
     from . import models
 
     X = _as_trajectories(trajectories)
