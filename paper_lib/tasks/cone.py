@@ -86,11 +86,15 @@ class ConeTask(Task):
         clean spiral of size c travels c·L(1) (``unit_length``), so for a generated path c·L(1)
         is the travel distance of the clean spiral of its size and q − c·L(1) what its
         deviations from that spiral add. NaN for a trajectory with a NaN or inf."""
-        X = self.check(X).astype(np.float64)
+        return self._radius_fit(self.check(X).astype(np.float64))[1]
+
+    def _radius_fit(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X (n, T, 2) float64 -> (r (n, T) the radius |p_t|, c (n,) :meth:`amplitude`)."""
         t = np.arange(self.T) / self.T
         with np.errstate(invalid="ignore", over="ignore"):
-            c = (np.sqrt((X ** 2).sum(-1)) * t).sum(1) / (t ** 2).sum()
-        return np.where(np.isfinite(X).all(axis=(1, 2)) & np.isfinite(c), c, np.nan)
+            r = np.sqrt((X ** 2).sum(-1))
+            c = (r * t).sum(1) / (t ** 2).sum()
+        return r, np.where(np.isfinite(X).all(axis=(1, 2)) & np.isfinite(c), c, np.nan)
 
     def is_plausible(self, X):
         """A spiral: the radius grows linearly from the origin (RMS deviation of |p_t| from its
@@ -98,8 +102,7 @@ class ConeTask(Task):
         path turns ``turns`` times (unwrapped angle within a quarter turn)."""
         X = self.check(X).astype(np.float64)
         t = np.arange(self.T) / self.T
-        r = np.sqrt((X ** 2).sum(-1))
-        c = self.amplitude(X)
+        r, c = self._radius_fit(X)
         rms = np.sqrt(((r - c[:, None] * t) ** 2).mean(1))
         ang = np.unwrap(np.arctan2(X[..., 1], X[..., 0])[:, 1:], axis=1)
         turns = (ang[:, -1] - ang[:, 0]) / (2 * np.pi) * self.T / (self.T - 2)
