@@ -2,7 +2,7 @@
 "Across CPU families" section.
 
     .venv/bin/python bench/code_paths.py [--steps 60] [--settings native,portable,...] \
-        [--cpus host,Haswell-v4,EPYC-Rome-v2] [--out bench/code_paths.csv]
+        [--cpus host,Haswell-v4,EPYC-Rome-v2] [--host-name host] [--out bench/code_paths.csv]
 
 The transformer's training amplifies any change in the last bits of its arithmetic (README,
 Reproducibility), and three libraries pick their kernels by the CPU they run on: ATen's vectorised
@@ -10,10 +10,10 @@ kernels (``ATEN_CPU_CAPABILITY``: AVX-512 where the CPU has it, else AVX2), oneD
 (``ONEDNN_MAX_CPU_ISA``) and MKL's BLAS (its own dispatch, by ISA *and* vendor; ``MKL_CBWR``
 fixes a branch). Each setting below trains the same small transformer (``sine``, default size,
 ``--steps`` steps, one thread) and draws 500 motions in a fresh child process with the named
-environment, and records a hash of its weights and of its samples, and the time of a training
-step of the transformer and of the default U-Net on ``cone`` (the cost of the setting). A
-setting whose hash differs from ``native`` is a code path that another CPU would take and that
-changes the result.
+environment, and records a hash of its training data, of its weights and of its samples, and the
+time of a training step of the transformer and of the default U-Net on ``cone`` (the cost of the
+setting). A setting whose hash differs from ``native`` is a code path that another CPU would
+take and that changes the result.
 
 ``portable`` pins every choice: ATen to AVX2, MKL to its ``COMPATIBLE`` branch (Intel's branch
 for identical results on Intel and other vendors' CPUs) on one MKL thread (its ``COMPATIBLE``
@@ -24,6 +24,18 @@ script on two machines and compare the ``portable`` rows: equal hashes mean the 
 train the same transformer bit for bit. ``portable-avx2`` is the cheaper candidate: MKL on its
 AVX2 branch in strict mode (``MKL_CBWR=AVX2,STRICT``: the same bits on one thread and two, at
 native speed), ATen at AVX2, oneDNN off; the emulated check below finds it not vendor-neutral.
+
+``library-portable`` is the library's own mode as ``make figures ARITHMETIC=portable`` runs it
+(``paper_lib.arithmetic``): the torch pins above, numpy's and OpenBLAS's kernels held at AVX2
+(they generate the data: ``data_sha`` is a hash of the training set), and oneDNN off inside the
+transformer's training and sampling. It is the row to compare between two real machines:
+
+    .venv/bin/python bench/code_paths.py --settings native,library-portable --host-name model \
+        --out code_paths_<machine>.csv
+
+on each (``--host-name model`` writes the CPU's model name into the ``cpu`` column); equal
+``data_sha``, ``weights_sha`` and ``samples_sha`` in the ``library-portable`` rows mean the two
+machines generate the same data and train and sample the same transformer bit for bit.
 
 ``--cpus host,Haswell-v4,EPYC-Rome-v2`` runs every setting on this machine and again on each
 named CPU model emulated by QEMU's user mode (``qemu-x86_64 -cpu MODEL``, Debian package
@@ -50,10 +62,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # paper_lib from this checkout, installed or not
 sys.path.insert(0, str(HERE))          # benchmark.py beside this script
-from paper_lib.arithmetic import TORCH_PINS  # noqa: E402
+from paper_lib.arithmetic import ENVIRONMENT, TORCH_PINS, VARIABLE  # noqa: E402
 from paper_lib.cache import atomic_write_csv  # noqa: E402
-COLUMNS = ["setting", "cpu", "environment", "cpu_capability", "weights_sha", "samples_sha",
-           "transformer_ms_per_step", "unet_ms_per_step", "same_weights_as"]
+COLUMNS = ["setting", "cpu", "environment", "cpu_capability", "data_sha", "weights_sha",
+           "samples_sha", "transformer_ms_per_step", "unet_ms_per_step", "same_weights_as"]
 # the torch part of the library's portable mode (paper_lib.arithmetic; its numpy pins give this
 # VM's native bits), with oneDNN off for the U-Net's timing too
 PORTABLE = {**TORCH_PINS, "NO_ONEDNN": "1"}
@@ -70,6 +82,9 @@ SETTINGS = {
     "portable-avx2": PORTABLE_AVX2,
     "portable-avx2-onednn-sse41": {**PORTABLE_AVX2, "ONEDNN_MAX_CPU_ISA": "SSE41"},
     "portable-avx2-1-thread": {**PORTABLE_AVX2, "OMP_NUM_THREADS": "1"},
+    # the library's own mode, as `make figures ARITHMETIC=portable` runs it: the torch pins, the
+    # numpy pins (which generate the data) and oneDNN off inside arithmetic.pinned
+    "library-portable": {**ENVIRONMENT["portable"], VARIABLE: "portable"},
 }
 QEMU = "qemu-x86_64"
 # taken from no outer environment (nor the library's mode: each setting names its own variables)
@@ -104,6 +119,7 @@ def child(steps: int, unet_steps: int) -> dict:
     w = torch.cat([v.double().ravel() for v in trained.state.values() if v.is_floating_point()])
     X = models.sample(trained, 500, seed=0)
     return {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "data_sha": hashlib.sha256(data.X.tobytes() + data.q.tobytes()).hexdigest()[:16],
             "weights_sha": hashlib.sha256(w.numpy().tobytes()).hexdigest()[:16],
             "samples_sha": hashlib.sha256(X.tobytes()).hexdigest()[:16],
             "transformer_ms_per_step": round(1e3 * trained.train_seconds / steps, 1),
@@ -112,6 +128,16 @@ def child(steps: int, unet_steps: int) -> dict:
 
 def _label(setting: str, cpu: str) -> str:
     return setting if cpu == "host" else f"{setting} on {cpu}"
+
+
+def _host_name(name: str) -> str:
+    """``--host-name``: "model" is this CPU's model name (from /proc/cpuinfo), anything else is
+    taken as it is."""
+    if name != "model":
+        return name
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
+                "host")
 
 
 def _run(name: str, cpu: str, steps: int, unet_steps: int) -> dict:
@@ -141,6 +167,9 @@ def main() -> None:
                     help=f"comma-separated, from: {', '.join(SETTINGS)}")
     ap.add_argument("--cpus", default="host",
                     help="comma-separated: host and/or QEMU CPU models (qemu-x86_64 -cpu help)")
+    ap.add_argument("--host-name", default="host",
+                    help='the cpu column of rows run on this machine ("model": its CPU model '
+                         'name, to tell two real machines apart)')
     ap.add_argument("--out", default=str(HERE / "code_paths.csv"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -158,6 +187,8 @@ def main() -> None:
     rows, first = [], {}
     for cpu, name in ((c, n) for c in cpus for n in names):
         r = _run(name, cpu, a.steps, a.unet_steps if cpu == "host" else 0)
+        if cpu == "host":
+            r["cpu"] = _host_name(a.host_name)
         r["same_weights_as"] = first.setdefault(r["weights_sha"], _label(name, cpu))
         rows.append(r)
         print(*(r[c] for c in COLUMNS), sep="  ", flush=True)

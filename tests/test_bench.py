@@ -194,7 +194,8 @@ def test_runnb_executes_and_records(tmp_path, monkeypatch):
 def test_code_paths_pinned_setting_ignores_a_perturbed_isa(tmp_path):
     """bench/code_paths.py at 2 steps: each pinned setting gives the same weights and samples when
     oneDNN is limited to SSE4.1 (as on another CPU) or, for ``portable-avx2``, on one thread
-    instead of two; the table has its columns."""
+    instead of two; every setting trains on the same data (none pins numpy); the table has its
+    columns, with ``--host-name`` in the cpu column."""
     import subprocess
 
     out = tmp_path / "paths.csv"
@@ -203,9 +204,11 @@ def test_code_paths_pinned_setting_ignores_a_perturbed_isa(tmp_path):
                                 "portable-avx2-1-thread"]}
     subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--steps", "2",
                     "--unet-steps", "1", "--settings", ",".join(sum(pinned.values(), [])),
-                    "--out", str(out)], check=True, capture_output=True)
+                    "--host-name", "machine A", "--out", str(out)], check=True,
+                   capture_output=True)
     df = pd.read_csv(out)
-    assert list(df.setting) == sum(pinned.values(), []) and (df.cpu == "host").all()
+    assert list(df.setting) == sum(pinned.values(), []) and (df.cpu == "machine A").all()
+    assert df.data_sha.nunique() == 1 and len(df.data_sha[0]) == 16
     for first, group in pinned.items():
         rows = df[df.setting.isin(group)]
         assert rows.weights_sha.nunique() == 1 and rows.samples_sha.nunique() == 1
