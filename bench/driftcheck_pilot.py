@@ -37,22 +37,12 @@ sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from paper_lib import cache, drift, driftcheck, forecast, metrics  # noqa: E402
+from paper_lib import cache, driftcheck, forecast, metrics  # noqa: E402
 from paper_lib.profiles import get_profile  # noqa: E402
 
 TASKS = ("sine", "cone", "logistic", "maze", "pendulum")
 COLUMNS = ["task", "kernel", "source", "spread", "rho", "edf", "edf_ceiling", "meets_goal",
            "seconds", "cost"]
-
-
-def target(task: str, P):
-    """notebook 03's Target of the default U-Net on ``task`` (cached models and sample banks)."""
-    run = drift.standard_run(task, "diffusion-unet", P)
-    _, inpaint = drift.conditions(run, P.n_samples)
-    X, seconds = drift.samples(run, P.n_samples, seed=0, inpaint=inpaint)
-    X_repeat = drift.samples(run, P.n_samples, seed=1, inpaint=inpaint)[0]
-    return run, forecast.make_target(run, X, P, X_repeat=X_repeat, sample_seconds=seconds,
-                                     keep=None if inpaint is None else inpaint[0])
 
 
 def task_units(task) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +55,8 @@ def task_units(task) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rows(task: str, P) -> list[dict]:
-    run, tg = target(task, P)
+    tg = forecast.standard_target(task, "diffusion-unet", P)   # notebook 03's target
+    run = tg.extra["run"]
     out = []
     units = task_units(run.task)
     for name, kernel, kw in (("smooth", "smooth", {}), ("pilot", "pilot", {}),

@@ -166,15 +166,8 @@ print(push_summary.round(4).to_string())
 # this model scores given the sampling noise. Every EDF below is read against it.
 
 # %%
-target = {}
-for name, t in TASKS.items():
-    for kind in CLASSES:
-        run = drift.standard_run(name, kind, P)
-        X, sample_seconds = drift.samples(run, P.n_samples, seed=0)
-        X_repeat = drift.samples(run, P.n_samples, seed=1)[0]
-        target[name, kind] = forecast.make_target(run, X, P, X_repeat=X_repeat,
-                                                  sample_seconds=sample_seconds)
-        target[name, kind].extra.update(run=run, X=X)
+target = {(name, kind): forecast.standard_target(name, kind, P)
+          for name in TASKS for kind in CLASSES}
 print(pd.DataFrame([{"task": k[0], "model": k[1], "nn_ratio": tg.nn_ratio,
                      "tv_data_model": metrics.tv(tg.p_data, tg.p_model),
                      "edf_ceiling": tg.ceiling} for k, tg in target.items()])
@@ -483,14 +476,7 @@ print("U-Net held-out EDF per task: " + "; ".join(
 BT_UNET_TASKS = (*TASKS, "maze", "pendulum")
 bt_target = {key: tg for key, tg in target.items()}
 for name in ("maze", "pendulum"):     # their U-Nets and sample banks are those of 04 and 05
-    run = drift.standard_run(name, "diffusion-unet", P)
-    _, inpaint = drift.conditions(run, P.n_samples)
-    X, seconds = drift.samples(run, P.n_samples, seed=0, inpaint=inpaint)
-    X_repeat = drift.samples(run, P.n_samples, seed=1, inpaint=inpaint)[0]
-    bt_target[name, "diffusion-unet"] = forecast.make_target(
-        run, X, P, keep=None if inpaint is None else inpaint[0], X_repeat=X_repeat,
-        sample_seconds=seconds)
-    bt_target[name, "diffusion-unet"].extra.update(run=run, X=X)
+    bt_target[name, "diffusion-unet"] = forecast.standard_target(name, "diffusion-unet", P)
 
 # the settings each surrogate's free parameters range over (chosen leave one task out below)
 SETTINGS = {

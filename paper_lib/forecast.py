@@ -32,7 +32,7 @@ from .datasets import Dataset
 from .profiles import Profile
 from .seeding import rng
 
-__all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "family_maker", "rescaled_neighbour",
+__all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "standard_target", "family_maker", "rescaled_neighbour",
            "evaluate", "locality_on", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast",
            "forecast", "held_out", "before_training", "local_surrogate", "sampled", "pilot",
            "PILOT_STEPS", "PILOT_WIDTH", "kernel_pilot", "KERNEL_PILOT_SHAPES", "pilot_sizes",
@@ -108,6 +108,23 @@ def make_target(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None
     if X_repeat is not None:
         p_repeat = metrics.histogram(t.measure(X_repeat), bins)
         tg.ceiling = float(metrics.agreement(p_repeat, tg.p_model, tg.p_data, tg.noise)["edf"])
+    return tg
+
+
+def standard_target(task: str, kind: str, profile: Profile) -> Target:
+    """The :class:`Target` of the standard run of ``kind`` on ``task`` (``drift.standard_run``):
+    its sample bank of ``profile.n_samples`` (seed 0), a second bank (seed 1) for the ceiling,
+    both drawn with the task's conditions where it has them (the maze's start and goal,
+    ``drift.conditions``: their mask is the target's ``keep``). ``extra`` holds ``run`` and the
+    samples ``X`` (n, T, C), task units. Notebook 03 and ``bench/driftcheck_pilot.py`` score
+    forecasts against it."""
+    run = drift.standard_run(task, kind, profile)
+    _, inpaint = drift.conditions(run, profile.n_samples)
+    X, seconds = drift.samples(run, profile.n_samples, seed=0, inpaint=inpaint)
+    X_repeat = drift.samples(run, profile.n_samples, seed=1, inpaint=inpaint)[0]
+    tg = make_target(run, X, profile, keep=None if inpaint is None else inpaint[0],
+                     X_repeat=X_repeat, sample_seconds=seconds)
+    tg.extra.update(run=run, X=X)
     return tg
 
 
