@@ -881,7 +881,7 @@ def from_turning_steps(W: np.ndarray) -> np.ndarray:
     return np.concatenate([W[:, :1], W[:, :1] + np.cumsum(steps, axis=1)], axis=1)
 
 
-sub_cone = base["cone"].dataset.subset(np.arange(min(N_EX, len(base["cone"].dataset))))
+sub_cone = base["cone"].dataset.head(N_EX)
 cand = {}
 for r in representation.REPRESENTATIONS["cone"]:
     t_r = representation.represent(cone, r)

@@ -35,6 +35,11 @@ class Dataset:
         return Dataset(self.task, self.X[idx], self.q[idx], self.seed,
                        {**self.spec, "subset": cache.spec_key("idx", idx)})
 
+    def head(self, n: int) -> "Dataset":
+        """The first ``min(n, len(self))`` trajectories (the rows a kernel prediction starts
+        from: ``profile.kernel_n``)."""
+        return self.subset(np.arange(min(int(n), len(self))))
+
 
 def make_dataset(task: str | Task, n: int, seed: int = 0, use_cache: bool = True,
                  **task_params) -> Dataset:

@@ -99,7 +99,7 @@ def make_target(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None
     target's ``cost`` adds the model's training time)."""
     t = run.task
     bins = drift.quantity_bins(t, profile)
-    data = run.dataset.subset(np.arange(min(profile.kernel_n, len(run.dataset))))
+    data = run.dataset.head(profile.kernel_n)
     h = drift.histogram_with_band(t.measure(X_model), bins, profile, t.name, run.kind, "target")
     tg = Target(t, run.kind, data, bins, metrics.histogram(t.measure(data.X), bins), h["p"],
                 (h["hi"] - h["lo"]) / 2, kernels.data_spacing(run.dataset.X),

@@ -192,7 +192,7 @@ def pilot_forecast(task, dataset, bins: metrics.Bins, shape: dict, t_star: int, 
     from . import forecast, kernels
 
     run = forecast.kernel_pilot(task, "diffusion-unet", profile, shape, dataset=dataset)
-    data = dataset.subset(np.arange(min(profile.kernel_n, len(dataset))))
+    data = dataset.head(profile.kernel_n)
     p, _, seconds = kernels.predict(task, data, kernels.denoise(run.trained, t_star, keep=keep),
                                     draws, bins, rng, timed=True)
     return {"p": p, "tv_prior": metrics.tv(p, metrics.uniform_histogram(bins)),

@@ -41,3 +41,11 @@ def test_resample_to_weights():
     assert abs((idx == 2).mean() - 0.75) < 0.03
     with pytest.raises(ValueError):
         resample_to_weights(np.array([-1.0, 1.0]), 3, np.random.default_rng(0))
+
+
+def test_head_is_the_first_rows_as_a_subset():
+    ds = make_dataset("sine", 10, seed=0, use_cache=False)
+    h = ds.head(4)
+    np.testing.assert_array_equal(h.X, ds.X[:4])
+    assert h.spec == ds.subset(np.arange(4)).spec      # the same cache key as the subset
+    assert len(ds.head(50)) == 10 and len(ds.head(0)) == 0
