@@ -14,10 +14,10 @@ command lines, and times it:
    default the script's folder) into ``OUT_DIR/NAME.tmp.ipynb``, with every ``-p NAME VALUE``
    injected as a parameter;
 3. on success the executed notebook is renamed to OUT, the source copy removed, and one row
-   ``notebook, profile, seconds, peak_mib, cache_dir, timestamp`` is appended to the timings
-   table (default ``build/<profile>/timings.csv``; ``--timings`` to change it). On failure the
-   temporary notebooks are left for inspection, nothing is recorded and the exit status is
-   papermill's.
+   ``notebook, profile, seconds, peak_mib, cache_dir, timestamp, cpu_seconds`` is appended to
+   the timings table (default ``build/<profile>/timings.csv``; ``--timings`` to change it). On
+   failure the temporary notebooks are left for inspection, nothing is recorded and the exit
+   status is papermill's.
 
 Every ``CacheCorruptWarning`` the notebook's kernel printed (a corrupt cache entry, rebuilt) is
 read back from the executed notebook's outputs and repeated on stderr, one line per entry, so it
@@ -30,8 +30,11 @@ OUT is never half-written: it appears only by the rename of step 3.
 
 ``seconds`` is the wall time of steps 1–2. ``peak_mib`` is the largest resident set of any child
 process (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` once papermill has exited): papermill reaps the
-Jupyter kernel it started, so this covers the kernel that ran the notebook's code. It is a peak
-per process, not a sum over processes. ``cache_dir`` is the ``paper_lib`` cache the notebook saw
+Jupyter kernel it started, so this covers the kernel that ran the notebook's code. It is a peak per
+process, not a sum over processes. ``cpu_seconds`` is the CPU time (user + system) of the children
+reaped during the run, together, the kernel's training workers included: ``cpu_seconds / seconds``
+is how many cores the notebook kept busy on average (2 at most on the 2-core machine; what falls
+short of it is idle). ``cache_dir`` is the ``paper_lib`` cache the notebook saw
 (``$PAPER_LIB_CACHE`` or the repository default).
 
 Rows are appended under an exclusive ``flock`` (the header is written by whoever creates the
@@ -63,7 +66,8 @@ __all__ = ["run_notebook", "append_timing", "read_timings", "notebook_parameters
            "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING_COLUMNS = ["notebook", "profile", "seconds", "peak_mib", "cache_dir", "timestamp"]
+TIMING_COLUMNS = ["notebook", "profile", "seconds", "peak_mib", "cache_dir", "timestamp",
+                  "cpu_seconds"]
 STOP_SECONDS = 15.0   # how long papermill gets to shut its kernel down after SIGINT
 
 
@@ -88,21 +92,48 @@ def _cache_dir() -> str:
 
 def append_timing(path: str | Path, row: dict) -> None:
     """Append ``row`` (keys ``TIMING_COLUMNS``) to the CSV at ``path``, writing the header when
-    the file is new or empty; serialised with an exclusive lock and flushed to disk."""
+    the file is new or empty; serialised with an exclusive lock and flushed to disk. A table of
+    an earlier version (other columns) is first rewritten with today's columns (new ones empty),
+    atomically; a writer that waited on the replaced file appends to the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    header = ",".join(TIMING_COLUMNS)
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([row[c] for c in TIMING_COLUMNS])
-    with open(path, "a", newline="") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            if f.tell() == 0 and os.fstat(f.fileno()).st_size == 0:
-                f.write(",".join(TIMING_COLUMNS) + "\n")
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    while True:
+        with open(path, "a+", newline="") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                if not path.exists() or os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:
+                    continue                     # replaced or removed while we waited
+                f.seek(0)
+                first = f.readline().rstrip("\r\n")
+                if first and first != header:
+                    f.seek(0)
+                    _rewrite_timings(path, list(csv.DictReader(f)))
+                    continue
+                if not first:
+                    f.write(header + "\n")
+                f.write(buf.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+                return
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _rewrite_timings(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` (an older table's) to ``path`` with ``TIMING_COLUMNS`` (missing: empty),
+    through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, TIMING_COLUMNS, restval="", extrasaction="ignore",
+                           lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def read_timings(path: str | Path):
@@ -280,6 +311,7 @@ def run_notebook(src: str | Path, out: str | Path, params: list[tuple[str, str]]
     src, out = Path(src), Path(out)
     params = [(str(n), str(v)) for n, v in (params or [])]
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     check_parameters(params, notebook_parameters(src), src)
     try:   # the arithmetic mode's variables must be in place before the kernel loads torch
         env = {**os.environ, **arithmetic.ENVIRONMENT[arithmetic.mode()]}
@@ -304,7 +336,8 @@ def run_notebook(src: str | Path, out: str | Path, params: list[tuple[str, str]]
             exc.cache_warnings = cache_warnings(tmp_out)
             raise
         seconds = time.perf_counter() - start
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_kib = usage.ru_maxrss  # KiB on Linux
         os.replace(tmp_out, out)
         tmp_src.unlink(missing_ok=True)
     except (KeyboardInterrupt, Interrupted):
@@ -313,7 +346,9 @@ def run_notebook(src: str | Path, out: str | Path, params: list[tuple[str, str]]
         raise
     row = {"notebook": src.stem, "profile": profile, "seconds": round(seconds, 3),
            "peak_mib": round(peak_kib / 1024, 1), "cache_dir": _cache_dir(),
-           "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+           "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "cpu_seconds": round(usage.ru_utime + usage.ru_stime
+                                - before.ru_utime - before.ru_stime, 1)}
     path = Path(timings) if timings is not None else ROOT / "build" / str(profile) / "timings.csv"
     append_timing(path, row)
     return {**row, "cache_warnings": cache_warnings(out)}
@@ -372,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(s, h)
     _report_cache(name, row["cache_warnings"])
     print(f"runnb: {row['notebook']} ({row['profile']}) {row['seconds']:.1f} s, "
-          f"peak {row['peak_mib']:.0f} MiB", file=sys.stderr)
+          f"{row['cpu_seconds']:.0f} s of CPU ({row['cpu_seconds'] / row['seconds']:.2f} cores "
+          f"busy on average), peak {row['peak_mib']:.0f} MiB", file=sys.stderr)
     return 0
 
 

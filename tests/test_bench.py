@@ -131,7 +131,7 @@ def test_notebook_rows_from_make_figures_timings(tmp_path):
     for path, secs in ((cold, [100.0, 200.0, 250.0]), (warm, [3.0, 4.0, 5.0])):
         for nb, sec in zip(["01_a", "02_b", "02_b"], secs):   # 02_b ran twice: the last counts
             runnb.append_timing(path, dict(zip(runnb.TIMING_COLUMNS,
-                                               [nb, "default", sec, 500.0, "/c", "t"])))
+                                               [nb, "default", sec, 500.0, "/c", "t", sec])))
     rows = bench.Rows()
     bench.figures_from_timings(cold, warm, rows)
     assert rows.get("notebook", "02_b", "cold_seconds") == 250.0
@@ -146,13 +146,28 @@ def test_notebook_rows_from_make_figures_timings(tmp_path):
 
 def test_append_timing_writes_one_header(tmp_path):
     path = tmp_path / "t" / "timings.csv"
-    row = dict(zip(runnb.TIMING_COLUMNS, ["nb", "smoke", 1.5, 100.0, "/c", "now"]))
+    row = dict(zip(runnb.TIMING_COLUMNS, ["nb", "smoke", 1.5, 100.0, "/c", "now", 2.5]))
     runnb.append_timing(path, row)
     runnb.append_timing(path, {**row, "notebook": "nb, with comma"})
     df = runnb.read_timings(path)
     assert list(df.columns) == runnb.TIMING_COLUMNS
     assert list(df.notebook) == ["nb", "nb, with comma"]
     assert runnb.read_timings(tmp_path / "none.csv").empty
+
+
+def test_append_timing_upgrades_a_table_of_an_earlier_version(tmp_path):
+    """A timings table written before ``cpu_seconds`` existed gets today's header, its rows kept
+    (the new column empty), and the new row after them; no temporary file is left."""
+    path = tmp_path / "timings.csv"
+    path.write_text("notebook,profile,seconds,peak_mib,cache_dir,timestamp\n"
+                    "01_a,default,10.5,600.0,/c,t0\n")
+    row = dict(zip(runnb.TIMING_COLUMNS, ["02_b", "default", 20.0, 700.0, "/c", "t1", 35.5]))
+    runnb.append_timing(path, row)
+    df = runnb.read_timings(path)
+    assert list(df.columns) == runnb.TIMING_COLUMNS
+    assert list(df.notebook) == ["01_a", "02_b"] and list(df.seconds) == [10.5, 20.0]
+    assert df.cpu_seconds.isna().tolist() == [True, False] and df.cpu_seconds[1] == 35.5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["timings.csv"]
 
 
 NOTEBOOK = '''# ---
@@ -189,6 +204,7 @@ def test_runnb_executes_and_records(tmp_path, monkeypatch):
     t = runnb.read_timings(tmp_path / "timings.csv")
     assert len(t) == 1 and t.notebook[0] == "00_tiny" and t.profile[0] == "smoke"
     assert t.seconds[0] > 0 and t.peak_mib[0] > 10 and t.cache_dir[0] == str(tmp_path / "cache")
+    assert 0 < t.cpu_seconds[0] <= os.cpu_count() * t.seconds[0]   # this run's children only
 
 
 def test_code_paths_pinned_setting_ignores_a_perturbed_isa(tmp_path):
