@@ -32,12 +32,13 @@ from .datasets import Dataset
 from .profiles import Profile
 from .seeding import rng
 
-__all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "standard_target", "family_maker", "rescaled_neighbour",
-           "evaluate", "locality_on", "scale_at", "calibrated", "CALIBRATION_TOL", "Forecast",
-           "forecast", "held_out", "before_training", "local_surrogate", "sampled", "pilot",
-           "PILOT_STEPS", "PILOT_WIDTH", "kernel_pilot", "KERNEL_PILOT_SHAPES", "pilot_sizes",
-           "pilot_label", "pilot_choice", "leave_one_task_out", "mosaic_setting", "fit_t_star",
-           "synthetic_localities", "SMOOTH_LENGTH", "GOAL_RHO", "GOAL_EDF", "meets_goal"]
+__all__ = ["AGREEMENT_COLUMNS", "Target", "make_target", "standard_target", "family_maker",
+           "rescaled_neighbour", "evaluate", "locality_on", "scale_at", "calibrated",
+           "CALIBRATION_TOL", "Forecast", "forecast", "held_out", "before_training",
+           "local_surrogate", "sampled", "pilot", "PILOT_STEPS", "PILOT_WIDTH", "kernel_pilot",
+           "KERNEL_PILOT_SHAPES", "pilot_sizes", "pilot_label", "pilot_choice",
+           "leave_one_task_out", "mosaic_setting", "fit_t_star", "synthetic_localities",
+           "SMOOTH_LENGTH", "GOAL_RHO", "GOAL_EDF", "meets_goal"]
 
 AGREEMENT_COLUMNS = ["task", "model", "kernel", "mode", "source", "scale", "locality", "rho",
                      "sign_agreement", "edf", "tv_pred_model", "tv_prior_model", "edf_spread",

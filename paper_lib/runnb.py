@@ -59,7 +59,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import arithmetic
+from . import arithmetic, cache
 
 __all__ = ["run_notebook", "append_timing", "read_timings", "notebook_parameters",
            "check_parameters", "cache_warnings", "BadParameter", "Interrupted", "TIMING_COLUMNS",
@@ -104,13 +104,15 @@ def append_timing(path: str | Path, row: dict) -> None:
         with open(path, "a+", newline="") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
-                if not path.exists() or os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:
+                if not _is_open_file(path, f):
                     continue                     # replaced or removed while we waited
                 f.seek(0)
                 first = f.readline().rstrip("\r\n")
-                if first and first != header:
+                if first and first != header:    # an earlier version's columns: rewrite, retry
                     f.seek(0)
-                    _rewrite_timings(path, list(csv.DictReader(f)))
+                    cache.atomic_write_csv(path, TIMING_COLUMNS,
+                                           [{c: r.get(c, "") for c in TIMING_COLUMNS}
+                                            for r in csv.DictReader(f)])
                     continue
                 if not first:
                     f.write(header + "\n")
@@ -122,18 +124,12 @@ def append_timing(path: str | Path, row: dict) -> None:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _rewrite_timings(path: Path, rows: list[dict]) -> None:
-    """Write ``rows`` (an older table's) to ``path`` with ``TIMING_COLUMNS`` (missing: empty),
-    through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, TIMING_COLUMNS, restval="", extrasaction="ignore",
-                           lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _is_open_file(path: Path, f) -> bool:
+    """Whether ``path`` still names the file open as ``f`` (not replaced, not removed)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def read_timings(path: str | Path):
