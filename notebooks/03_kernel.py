@@ -328,10 +328,8 @@ for mode in ["calibrated", "held-out"]:
 # their own rows.
 
 # %%
-plots.update_table(agree, "kernel_agreement", ["task", "model", "kernel", "mode"])
-
-# %%
 # NBVAL_CHECK_OUTPUT
+plots.update_table(agree, "kernel_agreement", ["task", "model", "kernel", "mode"])
 print(agree.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))  # no timings
 
 # %% [markdown]
@@ -621,7 +619,6 @@ pilot_shape = {r["task"]: r["setting"] for r in pilot_rows if r["model"] == "dif
 parallel.run_all([partial(forecast.kernel_pilot, name, "diffusion-unet", P, SHAPES[label], seed)
                   for name, label in pilot_shape.items() for seed in PILOT_SEEDS[1:]])
 before = pd.DataFrame(bt_rows + local_rows + pilot_rows, columns=forecast.AGREEMENT_COLUMNS)
-plots.update_table(before, "kernel_agreement", ["task", "model", "kernel", "mode"])
 
 # %% [markdown]
 # Both uses of the mosaic are random: each call draws its bank of training patches at random
@@ -672,6 +669,7 @@ print(luck_range.round(2).to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
+plots.update_table(before, "kernel_agreement", ["task", "model", "kernel", "mode"])
 print(before.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))
 
 # %%

@@ -417,10 +417,10 @@ for kind in ["diffusion-unet", "diffusion-mlp"]:
 agree = pd.concat(agree, ignore_index=True)
 sweep = pd.concat(sweeps, ignore_index=True)
 shown = pd.concat(shown, ignore_index=True)
-plots.update_table(agree, "kernel_agreement", ["task", "model", "kernel", "mode"])
 
 # %%
 # NBVAL_CHECK_OUTPUT
+plots.update_table(agree, "kernel_agreement", ["task", "model", "kernel", "mode"])
 print({k: round(v.nn_ratio, 2) for k, v in targets.items()}, "(nn_ratio, data spacings)")
 print(agree.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))  # no timings
 

@@ -674,10 +674,10 @@ table = pd.DataFrame([{"task": n, "method": m, "predicted_tv": predicted[n, m],
                        "forecast": "patch mosaic" if m.startswith("represent-") else "drift check",
                        **{k: r[k] for k in mitigation.MITIGATION_COLUMNS[3:-1]}}
                       for (n, m), r in rows.items()])[mitigation.MITIGATION_COLUMNS]
-plots.update_table(table, "mitigation", ["task", "method"])
 
 # %%
 # NBVAL_CHECK_OUTPUT
+plots.update_table(table, "mitigation", ["task", "method"])
 print(table.drop(columns="train_seconds").round(2).to_string(index=False))
 
 # %% [markdown]

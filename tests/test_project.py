@@ -105,6 +105,25 @@ def test_notebook_has_parameters_cell_with_profile(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_cell_displays_a_whole_result_table(path):
+    """``plots.update_table`` returns the merged table, rows of other notebooks included: as a
+    cell's last expression it would be displayed, and what the notebook shows would depend on
+    which notebooks ran before it. A notebook prints its own rows instead."""
+    import jupytext
+
+    shown = []
+    for i, cell in enumerate(jupytext.read(path).cells):
+        if cell.cell_type != "code" or "update_table" not in cell.source:
+            continue
+        body = ast.parse(re.sub(r"^[%!].*$", "", cell.source, flags=re.M)).body
+        last = body[-1] if body else None
+        if (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+                and ast.unparse(last.value.func).endswith("update_table")):
+            shown.append(i)
+    assert not shown, f"{path.name}: cells {shown} end with update_table(...) and display it"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_teaches(path):
     """Objectives first, then what to remember, then exercises, each exercise followed by a worked
     solution in cells tagged ``solution`` (folded by the book, executed by the smoke run); the
