@@ -42,10 +42,13 @@ named CPU model emulated by QEMU's user mode (``qemu-x86_64 -cpu MODEL``, Debian
 ``qemu-user``). MKL and oneDNN choose their kernels from what CPUID says (vendor, model, cache
 sizes), and QEMU answers CPUID for the named model, so an emulated Intel CPU against an emulated
 AMD CPU checks the libraries' vendor dispatch without a second machine. Compare emulated rows
-with each other, not with ``host``: ``torch.sqrt`` (computed by MKL's vector math, which AdamW
-uses) comes out one unit in the last place apart under QEMU 7.2 and on the real CPU for about
-one value in eight, even on MKL's ``COMPATIBLE`` branch, so no emulated training matches a real
-one bit for bit. Emulation is several hundred times slower
+with each other, not with ``host``, except ``library-portable``'s: ``torch.sqrt`` (computed by
+MKL's vector math, which the unfused AdamW uses) starts from ``rsqrtps``, whose result each CPU
+maker, and QEMU, computes its own way (``vendor_instructions.py``), even on MKL's ``COMPATIBLE``
+branch, so it comes out one unit in the last place apart under QEMU 7.2 and on the real CPU for
+about one value in eight. The library's portable mode fuses the transformer's AdamW (no
+``torch.sqrt``), and its emulated rows equal the real CPU's. Emulation is several hundred times
+slower
 (use ``--steps 2``: any differing bit changes a hash), its step times are left empty, and QEMU
 7.2 has no AVX-512. Results go to ``--out`` (written atomically).
 """
@@ -126,6 +129,17 @@ def child(steps: int, unet_steps: int) -> dict:
             "unet_ms_per_step": round(_unet_ms_per_step(P, unet_steps), 1) if unet_steps else ""}
 
 
+def setting_names(ap: argparse.ArgumentParser, text: str, valid) -> list[str]:
+    """``--settings`` (comma-separated) as a list; an unknown or missing name is ``ap.error``
+    (exit status 2) listing the ``valid`` ones."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = sorted(set(names) - set(valid))
+    if bad or not names:
+        ap.error(f"--settings: unknown {', '.join(bad) or '(none given)'}; valid settings: "
+                 f"{', '.join(valid)}")
+    return names
+
+
 def _label(setting: str, cpu: str) -> str:
     return setting if cpu == "host" else f"{setting} on {cpu}"
 
@@ -176,11 +190,7 @@ def main() -> None:
     if a.child:
         print(json.dumps(child(a.steps, a.unet_steps)))
         return
-    names = [n.strip() for n in a.settings.split(",") if n.strip()]
-    bad = sorted(set(names) - set(SETTINGS))
-    if bad or not names:
-        ap.error(f"--settings: unknown {', '.join(bad) or '(none given)'}; valid settings: "
-                 f"{', '.join(SETTINGS)}")
+    names = setting_names(ap, a.settings, SETTINGS)
     cpus = [c.strip() for c in a.cpus.split(",") if c.strip()] or ["host"]
     if set(cpus) != {"host"} and shutil.which(QEMU) is None:
         ap.error(f"--cpus {a.cpus}: emulating a CPU needs {QEMU} (Debian package qemu-user)")

@@ -42,10 +42,10 @@ def cache_root() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where entries go: the cache root, or its ``portable/`` folder under the portable arithmetic
-    mode (:mod:`paper_lib.arithmetic`), whose results differ from native ones in the last bits."""
-    name = arithmetic.mode()
-    return cache_root() if name == "native" else cache_root() / name
+    """Where entries go: the cache root, or its folder for the portable arithmetic mode
+    (``arithmetic.FOLDERS``), whose results differ from native ones in the last bits."""
+    folder = arithmetic.FOLDERS[arithmetic.mode()]
+    return cache_root() / folder if folder else cache_root()
 
 
 def _jsonable(obj: Any) -> Any:

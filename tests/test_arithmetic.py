@@ -51,7 +51,7 @@ def test_portable_without_its_variables_refuses_to_train(monkeypatch, tmp_path):
     monkeypatch.setenv("PAPER_LIB_CACHE", str(tmp_path))
     monkeypatch.setenv("PAPER_LIB_ARITHMETIC", "portable")
     monkeypatch.delenv("MKL_CBWR", raising=False)
-    assert cache.cache_dir() == tmp_path / "portable"
+    assert cache.cache_dir() == tmp_path / arithmetic.FOLDERS["portable"]
     P = get_profile("smoke")
     data = make_dataset(drift.task_for("sine", P), 8, seed=0, use_cache=False)
     with pytest.raises(ValueError, match="MKL_CBWR=COMPATIBLE.*before Python starts"):
@@ -93,4 +93,34 @@ def test_a_worker_gets_the_cache_root_and_the_mode(monkeypatch, tmp_path):
     monkeypatch.setenv("PAPER_LIB_ARITHMETIC", "native")
     seen = {}
     parallel._call(lambda: seen.update(folder=cache.cache_dir()), str(tmp_path), "portable")
-    assert seen["folder"] == tmp_path / "portable"
+    assert seen["folder"] == tmp_path / arithmetic.FOLDERS["portable"]
+
+
+def test_portable_transformer_takes_no_square_root_from_mkl(monkeypatch):
+    """ATen hands an elementwise ``torch.sqrt`` to MKL's vector math, whose float square root
+    starts from ``rsqrtps``, an approximation each CPU maker implements differently
+    (``bench/vendor_instructions.py``). Under ``portable`` a transformer's optimiser step takes
+    none (its AdamW is fused); natively it does, so the check can fail. Other classes keep
+    their AdamW."""
+    import torch
+
+    from paper_lib.models import train
+
+    P = get_profile("smoke")
+    task = drift.task_for("sine", P)
+    data = torch.as_tensor(task.to_model(make_dataset(task, 16, seed=0, use_cache=False).X))
+    calls = []
+    for owner, name in ((torch, "_foreach_sqrt"), (torch.Tensor, "sqrt"), (torch, "sqrt")):
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name,
+                            lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k))
+    for mode, kind, takes_sqrt in (("native", "transformer", True),
+                                   ("portable", "transformer", False),
+                                   ("portable", "vae", True)):
+        monkeypatch.setenv("PAPER_LIB_ARITHMETIC", mode)
+        spec = models.make_spec(kind, P)
+        net, ema, opt, gen, sched = train.initial_state(spec, data, 0, torch.device("cpu"))
+        calls.clear()
+        train.train_step(net, ema, opt, data, gen, spec, sched, 0)
+        assert bool(calls) == takes_sqrt, (mode, kind)
+        assert bool(opt.defaults.get("fused")) == (not takes_sqrt)

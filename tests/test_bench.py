@@ -273,3 +273,37 @@ def test_training_chaos_lockstep_and_the_key_bias():
         net.loss(torch.randn(4, 16, 2), None).backward()
         opt.step()
     assert all((b.qkv.bias[d:2 * d] == 0).all() for b in net.blocks)
+
+
+@pytest.mark.skipif(not all(map(__import__("shutil").which, ("as", "objdump"))),
+                    reason="binutils missing")
+def test_vendor_instructions_scan_finds_each_approximation_in_its_function(tmp_path):
+    """bench/vendor_instructions.py's scan on a tiny assembled object: the SSE and VEX forms of
+    rcp/rsqrt (packed and scalar) are found, each in its function, and the exactly specified
+    AVX-512 rcp14 and the IEEE sqrtps are not."""
+    import subprocess
+
+    import vendor_instructions as vi
+
+    (tmp_path / "t.s").write_text("""
+        .text
+        .globl exact
+    exact:
+        sqrtps %xmm0, %xmm1
+        vrcp14ps %zmm0, %zmm1
+        ret
+        .globl approximate
+    approximate:
+        rsqrtps %xmm0, %xmm1
+        rcpss %xmm0, %xmm1
+        vrcpps %ymm0, %ymm1
+        vrsqrtss %xmm0, %xmm1, %xmm2
+        ret
+    """)
+    subprocess.run(["as", str(tmp_path / "t.s"), "-o", str(tmp_path / "t.o")], check=True)
+    sites = vi.scan(tmp_path / "t.o")
+    assert [f for _, f in sites] == ["approximate"] * 4
+    assert len({a for a, _ in sites}) == 4
+    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "vendor_instructions.py"),
+                          "--settings", "portabel"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "valid settings" in bad.stderr

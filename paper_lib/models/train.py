@@ -198,7 +198,8 @@ def initial_state(spec: ModelSpec, data: torch.Tensor, seed: int, device) -> tup
     if hasattr(net, "set_range"):   # a reference DDPM maps the data into its own range
         net.set_range(data)
     ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay,
+                            **arithmetic.optimizer_options(spec.kind))
     gen = torch.Generator().manual_seed(derive_seed(seed, "train", spec.kind))
     sched = make_schedule(spec) if spec.is_diffusion else None
     return net, ema, opt, gen, sched
