@@ -46,13 +46,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # paper_lib from this checkout, installed or not
 sys.path.insert(0, str(HERE))          # code_paths.py beside this script
 import code_paths  # noqa: E402
-from paper_lib.arithmetic import ENVIRONMENT, VARIABLE  # noqa: E402
 from paper_lib.cache import atomic_write_csv  # noqa: E402
 
 COLUMNS = ["setting", "environment", "torch_instructions", "numpy_openblas_instructions",
            "executed", "executions", "functions", "generated_code_regions", "weights_sha",
            "samples_sha"]
-LIBRARY = {**ENVIRONMENT["portable"], VARIABLE: "portable"}
+LIBRARY = code_paths.SETTINGS["library-portable"]   # make figures ARITHMETIC=portable
 SETTINGS = {"native": {}, "portable-unfused": {**LIBRARY, "UNFUSED_ADAMW": "1"},
             "library-portable": LIBRARY}
 # a maker-specific approximation, SSE or VEX encoded: (v)rcpps, (v)rcpss, (v)rsqrtps, (v)rsqrtss
@@ -135,12 +134,13 @@ def traced(name: str, steps: int, library: Path, sites: list[tuple[int, str]]) -
     if p.returncode:
         sys.exit(f"vendor_instructions: the child of {name!r} failed (gdb said: "
                  f"{gdb.stderr[-500:]})")
-    hits = [int(n) for n in re.findall(r"breakpoint already hit (\d+) time", gdb.stdout)]
-    numbers = [int(n) for n in re.findall(r"^(\d+)\s+breakpoint\s.*\n\s+breakpoint already hit",
-                                          gdb.stdout, re.M)]
-    functions = sorted({sites[n - 1][1] for n in numbers})
+    # (breakpoint number, hits) of every breakpoint that was hit; breakpoint i is sites[i - 1]
+    hit = [(int(i), int(n)) for i, n in re.findall(
+        r"^(\d+)\s+breakpoint\s.*\n\s+breakpoint already hit (\d+) time", gdb.stdout, re.M)]
+    functions = sorted({sites[i - 1][1] for i, _ in hit})
     r = json.loads(out.strip().splitlines()[-1])
-    return {"executed": len(hits), "executions": sum(hits), "functions": " ".join(functions),
+    return {"executed": len(hit), "executions": sum(n for _, n in hit),
+            "functions": " ".join(functions),
             "generated_code_regions": r["generated_code_regions"],
             "weights_sha": r["weights_sha"], "samples_sha": r["samples_sha"]}
 

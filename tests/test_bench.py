@@ -4,6 +4,7 @@ extra is not installed), and the notebook timing wrapper used by the Makefile.""
 import importlib.util
 import math
 import os
+import shutil
 import sys
 
 import pandas as pd
@@ -275,7 +276,7 @@ def test_training_chaos_lockstep_and_the_key_bias():
     assert all((b.qkv.bias[d:2 * d] == 0).all() for b in net.blocks)
 
 
-@pytest.mark.skipif(not all(map(__import__("shutil").which, ("as", "objdump"))),
+@pytest.mark.skipif(not (shutil.which("as") and shutil.which("objdump")),
                     reason="binutils missing")
 def test_vendor_instructions_scan_finds_each_approximation_in_its_function(tmp_path):
     """bench/vendor_instructions.py's scan on a tiny assembled object: the SSE and VEX forms of
