@@ -123,6 +123,35 @@ def test_no_cell_displays_a_whole_result_table(path):
     assert not shown, f"{path.name}: cells {shown} end with update_table(...) and display it"
 
 
+# Numbers a notebook's prose may state: definitions, thresholds, goals, test levels and task
+# constants. A result (a TV, a fraction, a count) belongs in a printed or rendered output, where
+# it cannot go stale; to quote a new constant in prose, add it here.
+PROSE_CONSTANTS = {
+    "2605.20299",                                  # the paper
+    "0.01", "0.02", "0.03", "0.05", "0.1", "0.10", "0.15", "0.5", "0.7", "0.8", "1.5",
+    "1%", "3%", "5%", "10%", "30%", "75%", "90%", "95%", "100%",
+    "3.2", "3.45", "3.57", "3.83", "3.9",          # the logistic map's regimes
+    "4.4", "9.81",                                 # the pendulum's prior and flip energy (J)
+    "5.6",                                         # a section of docs/design.md
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_prose_quotes_no_result(path):
+    """Every decimal or percentage in a markdown cell (outside code and math) is a constant of
+    ``PROSE_CONSTANTS``: the results a notebook discusses are printed by its code (issue 13,
+    §5), so rerunning it on other data or another machine cannot leave its prose stale."""
+    import jupytext
+
+    found = set()
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type == "markdown":
+            text = re.sub(r"\$[^$]*\$|`[^`]*`|\]\([^)]*\)", "", cell.source)
+            found |= set(re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])|\d+(?:\.\d+)?%", text))
+    assert found <= PROSE_CONSTANTS, \
+        f"{path.name} states numbers in prose that no code prints: {sorted(found - PROSE_CONSTANTS)}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_teaches(path):
     """Objectives first, then what to remember, then exercises, each exercise followed by a worked
