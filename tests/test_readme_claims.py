@@ -97,6 +97,18 @@ def data_only_speedup() -> pd.Series:
     return t[t.kernel.isin(["white", "smooth", "spectral", "neighbour"])].speedup
 
 
+def pilot_check(kernel: str) -> pd.DataFrame:
+    """bench/driftcheck_pilot.csv's rows of ``kernel``, indexed by task in the README's order."""
+    t = table("bench/driftcheck_pilot.csv").set_index("task")
+    return t[t.kernel == kernel].loc[["sine", "cone", "logistic", "maze", "pendulum"]]
+
+
+def pilot_row(kernel: str) -> list[float]:
+    """The README's row of the drift check's kernel: ρ and EDF per task, seconds and cost."""
+    t = pilot_check(kernel)
+    return [*t.rho, *t.edf, t.seconds.min(), t.seconds.max(), t.cost.min(), t.cost.max()]
+
+
 # (README sentence with {} for each number, the values from the tables)
 CLAIMS = [
     ("its drift vector correlates with ours at ρ {} on `cone` and {} on `logistic` (90% "
@@ -168,6 +180,21 @@ CLAIMS = [
               mitig("cone", "represent-steps", "plausible_frac")]),
     ("it cuts TV from {} to {}:",
      lambda: [mitig("cone", "baseline"), mitig("cone", "condition-w0")]),
+    ("| kernel | ρ (sine, cone, logistic, maze, pendulum) | EDF (ceiling {}, {}, {}, {}, {}) |",
+     lambda: list(pilot_check("smooth").edf_ceiling)),
+    ("| `smooth`, default scale | {}, {}, {}, {}, {} | {}, {}, {}, {}, {} | {}–{} s ({}–{}) |",
+     lambda: pilot_row("smooth")),
+    ("| `pilot`, standardised | {}, {}, {}, {}, {} | {}, {}, {}, {}, {} | {}–{} s ({}–{}) |",
+     lambda: pilot_row("pilot")),
+    ("| `pilot`, the U-Nets' units | {}, {}, {}, {}, {} | {}, {}, {}, {}, {} | {}–{} s ({}–{}) |",
+     lambda: pilot_row("pilot-task-units")),
+    ("Its size is right only on `cone` (EDF {} against a ceiling of {}, the one task where it "
+     "meets notebook 03's accuracy goal)",
+     lambda: [*pilot_check("pilot-task-units").loc["cone", ["edf", "edf_ceiling"]]]
+     if list(pilot_check("pilot-task-units").query("meets_goal").index) == ["cone"] else []),
+    ("the RMS spread of the data in the U-Nets' units is {} (sine), {} (cone), {} (logistic), {} "
+     "(maze) and {} (pendulum)",
+     lambda: list(pilot_check("pilot-task-units").spread)),
     ("A data-only kernel forecast is {}× to {}× cheaper than training and sampling the model it "
      "forecasts (`kernel_cost.csv`",
      lambda: [data_only_speedup().min(), data_only_speedup().max()]),
