@@ -14,14 +14,21 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
+from paper_lib import driftcheck, forecast
+
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ROOT / "figures" / "tables"
 NUMBER = r"([−-]?\d[\d,]*(?:\.\d+)?%?)"
 
 
 @cache
+def csv(path: str) -> pd.DataFrame:
+    """A committed CSV, ``path`` relative to the repository."""
+    return pd.read_csv(ROOT / path)
+
+
 def table(name: str) -> pd.DataFrame:
-    return pd.read_csv(TABLES / f"{name}.csv") if "/" not in name else pd.read_csv(ROOT / name)
+    """The result table ``figures/tables/NAME.csv``."""
+    return csv(f"figures/tables/{name}.csv")
 
 
 def ref(task: str, col: str) -> float:
@@ -46,11 +53,11 @@ def before(task: str, kernel: str, col: str, model: str = "diffusion-unet") -> f
 
 
 def meets_goal(kernel: str) -> int:
-    """Tasks on which the U-Net's before-training forecast ``kernel`` reaches ρ ≥ 0.7 and
-    EDF ≥ 0.5 × its ceiling (issue 18's goal)."""
-    tasks = ("sine", "cone", "logistic", "maze", "pendulum")
-    return sum(before(n, kernel, "rho") >= 0.7 and before(n, kernel, "edf/ceiling") >= 0.5
-               for n in tasks)
+    """Tasks on which the U-Net's before-training forecast ``kernel`` meets the accuracy goal
+    (``forecast.meets_goal``)."""
+    t = table("kernel_agreement")
+    t = t[(t.model == "diffusion-unet") & (t.kernel == kernel) & (t["mode"] == "before-training")]
+    return int(forecast.meets_goal(t.rho, t.edf, t.edf_ceiling).sum())
 
 
 def cost_range(kernel: str, model: str = "diffusion-unet") -> tuple[float, float]:
@@ -71,7 +78,7 @@ def representations() -> pd.DataFrame:
     m = table("mitigation")
     m = m[m.method.str.startswith("represent-")].assign(
         representation=lambda d: d.method.str.removeprefix("represent-"))
-    f = table("figures/06_representation_forecast.csv")
+    f = csv("figures/06_representation_forecast.csv")
     out = f.merge(m[["task", "representation", "tv_model_prior"]], on=["task", "representation"])
     assert len(out) == len(f) == len(m), "forecast and trained candidates differ"
     return out
@@ -94,13 +101,21 @@ def unet_seeds(task: str) -> pd.Series:
 def data_only_speedup() -> pd.Series:
     """Train + sample seconds over a data-only kernel's prediction seconds, every row."""
     t = table("kernel_cost")
-    return t[t.kernel.isin(["white", "smooth", "spectral", "neighbour"])].speedup
+    return t[t.kernel.isin(driftcheck.DATA_KERNELS)].speedup
 
 
 def pilot_check(kernel: str) -> pd.DataFrame:
     """bench/driftcheck_pilot.csv's rows of ``kernel``, indexed by task in the README's order."""
-    t = table("bench/driftcheck_pilot.csv").set_index("task")
+    t = csv("bench/driftcheck_pilot.csv").set_index("task")
     return t[t.kernel == kernel].loc[["sine", "cone", "logistic", "maze", "pendulum"]]
+
+
+def pilot_size_on_cone_only() -> list[float]:
+    """EDF and ceiling of the drift check's pilot (the U-Nets' units) on ``cone``, the one task
+    where it meets the accuracy goal."""
+    t = pilot_check("pilot-task-units")
+    assert list(t.index[t.meets_goal]) == ["cone"], list(t.index[t.meets_goal])
+    return [t.edf["cone"], t.edf_ceiling["cone"]]
 
 
 def pilot_row(kernel: str) -> list[float]:
@@ -190,8 +205,7 @@ CLAIMS = [
      lambda: pilot_row("pilot-task-units")),
     ("Its size is right only on `cone` (EDF {} against a ceiling of {}, the one task where it "
      "meets notebook 03's accuracy goal)",
-     lambda: [*pilot_check("pilot-task-units").loc["cone", ["edf", "edf_ceiling"]]]
-     if list(pilot_check("pilot-task-units").query("meets_goal").index) == ["cone"] else []),
+     pilot_size_on_cone_only),
     ("the RMS spread of the data in the U-Nets' units is {} (sine), {} (cone), {} (logistic), {} "
      "(maze) and {} (pendulum)",
      lambda: list(pilot_check("pilot-task-units").spread)),
@@ -209,24 +223,30 @@ def _shown(text: str) -> tuple[float, int]:
     return float(body) / (100 if pct else 1), decimals
 
 
+def _rounds_to(shown: float, decimals: int, value: float) -> bool:
+    """Whether ``shown`` (``decimals`` digits) is a rounding of ``value``; half-way either way."""
+    return abs(shown - value) <= 0.5 * 10.0 ** -decimals * (1 + 1e-9) + 1e-12
+
+
 def _readme() -> str:
     """The README on one line; a range of percentages written ``3–11%`` reads ``3%–11%``."""
     text = re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
     return re.sub(r"(?<![\d.,])(\d+(?:\.\d+)?)–(\d+(?:\.\d+)?%)", r"\1%–\2", text)
 
 
+def _numbers(sentence: str) -> tuple[str, ...]:
+    """The numbers the README prints where ``sentence`` has ``{}``."""
+    match = re.search(NUMBER.join(re.escape(part) for part in sentence.split("{}")), _readme())
+    assert match, f"README no longer has the sentence (numbers aside): {sentence!r}"
+    return match.groups()
+
+
 @pytest.mark.parametrize("sentence,values", CLAIMS, ids=[c[0][:40] for c in CLAIMS])
 def test_readme_quotes_the_tables(sentence, values):
-    pattern = NUMBER.join(re.escape(part) for part in sentence.split("{}"))
-    match = re.search(pattern, _readme())
-    assert match, f"README no longer has the sentence (numbers aside): {sentence!r}"
-    expected = values()
-    assert len(expected) == sentence.count("{}")
-    wrong = []
-    for text, value in zip(match.groups(), expected):
-        shown, decimals = _shown(text)
-        if abs(shown - value) > 0.5 * 10.0 ** -decimals * (1 + 1e-9) + 1e-12:
-            wrong.append(f"{text} (table: {value:.6g})")
+    numbers, expected = _numbers(sentence), values()
+    assert len(expected) == len(numbers)
+    wrong = [f"{text} (table: {value:.6g})" for text, value in zip(numbers, expected)
+             if not _rounds_to(*_shown(text), value)]
     assert not wrong, f"README quotes numbers the tables no longer give: {wrong} in {sentence!r}"
 
 
@@ -234,6 +254,6 @@ def test_a_stale_number_fails():
     """The check can fail: the README's first reference-DDPM ρ, changed by one in its last
     digit, is not a rounding of the table's value."""
     sentence, values = CLAIMS[0]
-    shown, decimals = _shown(re.search(NUMBER.join(re.escape(p) for p in sentence.split("{}")),
-                                       _readme()).group(1))
-    assert abs(shown + 10.0 ** -decimals - values()[0]) > 0.5 * 10.0 ** -decimals
+    shown, decimals = _shown(_numbers(sentence)[0])
+    assert _rounds_to(shown, decimals, values()[0])
+    assert not _rounds_to(shown + 10.0 ** -decimals, decimals, values()[0])
