@@ -44,8 +44,7 @@ def cache_root() -> Path:
 def cache_dir() -> Path:
     """Where entries go: the cache root, or its folder for the portable arithmetic mode
     (``arithmetic.FOLDERS``), whose results differ from native ones in the last bits."""
-    folder = arithmetic.FOLDERS[arithmetic.mode()]
-    return cache_root() / folder if folder else cache_root()
+    return cache_root() / arithmetic.FOLDERS[arithmetic.mode()]   # native: "" (the root)
 
 
 def _jsonable(obj: Any) -> Any:
