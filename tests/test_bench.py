@@ -308,3 +308,39 @@ def test_vendor_instructions_scan_finds_each_approximation_in_its_function(tmp_p
     bad = subprocess.run([sys.executable, str(ROOT / "bench" / "vendor_instructions.py"),
                           "--settings", "portabel"], capture_output=True, text=True)
     assert bad.returncode == 2 and "valid settings" in bad.stderr
+
+
+def _committed_paths(name: str) -> pd.DataFrame:
+    return pd.read_csv(ROOT / "bench" / name).set_index("setting")
+
+
+def test_code_paths_two_real_cpu_families_agree_only_in_the_portable_mode():
+    """The committed runs of bench/code_paths.py (60 steps) on a real AMD EPYC (AVX2) and a real
+    Intel Xeon (AVX-512): the same training data either way; natively different weights and
+    samples, in the library's portable mode the same, bit for bit."""
+    amd, intel = _committed_paths("code_paths.csv"), _committed_paths("code_paths_intel.csv")
+    assert "AMD" in amd.cpu["native"] and "Intel" in intel.cpu["native"]
+    assert (amd.cpu_capability["native"], intel.cpu_capability["native"]) == ("AVX2", "AVX512")
+    assert amd.data_sha["native"] == intel.data_sha["native"] == intel.data_sha["library-portable"]
+    for col in ("weights_sha", "samples_sha"):
+        assert amd[col]["native"] != intel[col]["native"]
+        assert amd[col]["library-portable"] == intel[col]["library-portable"]
+
+
+def test_portable_mode_gives_the_committed_bits_on_this_cpu(tmp_path):
+    """The library's portable mode on the machine running the tests trains and samples the
+    transformer (2 steps) with the bits committed from a real AMD CPU and two emulated ones
+    (bench/code_paths_emulated.csv), whatever this CPU's family; needs AVX2, as the mode does."""
+    import subprocess
+
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("the portable mode needs a CPU with AVX2")
+    out = tmp_path / "here.csv"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "code_paths.py"), "--steps", "2",
+                    "--unet-steps", "1", "--settings", "library-portable", "--out", str(out)],
+                   check=True, capture_output=True)
+    here = pd.read_csv(out).set_index("setting").loc["library-portable"]
+    committed = _committed_paths("code_paths_emulated.csv").loc["library-portable"]
+    assert set(committed.cpu) == {"AMD EPYC", "Haswell-v4", "EPYC-Rome-v2"}
+    for col in ("data_sha", "weights_sha", "samples_sha"):
+        assert committed[col].nunique() == 1 and here[col] == committed[col].iloc[0], col
