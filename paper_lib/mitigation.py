@@ -25,7 +25,8 @@ __all__ = ["METHODS", "MITIGATION_COLUMNS", "plain_weights", "transition_matrix"
            "mosaic_forecast", "pilot_forecast", "tv_change"]
 
 MITIGATION_COLUMNS = ["task", "method", "predicted_tv", "tv_model_prior", "w1_model_prior",
-                      "tv_noise_floor", "plausible_frac", "train_seconds", "forecast"]
+                      "tv_noise_floor", "plausible_frac", "plausible_projected", "train_seconds",
+                      "forecast"]
 METHODS = ("baseline", "reweight-plain", "reweight-predistorted", "condition-w0", "condition-w1",
            "condition-w3")   # plus "represent-<name>" per candidate representation
 MAX_WEIGHT = 10.0   # largest weight of a bin relative to its curated mass (clipped)
