@@ -687,10 +687,11 @@ print(f"cone conditioned on q (w = 0), which on a clean spiral is its size times
 # line above splits that into the task's checks. In `angles` the unit circle holds by
 # construction, yet the projected motions fail the kinematics check (each angular velocity must
 # match the change of its angle) far more often than the native U-Net's (compare the two
-# `kinematics` rates): trained on angles and velocities as separate channels, the U-Net makes
-# small independent errors in each, and their mismatch is exactly what that check measures; in
-# sin/cos the unit circle is what the errors break, and projection restores it. A representation
-# that makes one constraint exact can loosen another that couples channels.
+# `kinematics` rates). One reading: trained on angles and velocities as separate channels, the
+# U-Net makes small errors in each that need not agree, and their mismatch is what that check
+# measures (the energy projection rescales the velocities, which can add to it); in sin/cos
+# the errors mostly break the unit circle, which projection restores. A representation that
+# makes one constraint exact can loosen another that couples channels.
 
 # %% [markdown]
 # ## The results table
