@@ -426,7 +426,8 @@ chart
 # %%
 chart = plots.edf_locality(sweep, tg.nn_ratio, "maze: EDF against locality", 360, 200,
                            sort=list(makers))
-plots.save(chart, "04_edf_locality", data=sweep.drop(columns="predict_seconds"))  # no timings
+plots.save(chart, "04_edf_locality",  # without the costs
+           data=sweep.drop(columns=["predict_seconds", "predict_flops"]))
 chart
 
 # %% [markdown]
@@ -473,7 +474,7 @@ print(f"Jensen: matched white noise (locality {w.locality:.2f}) lengthens paths 
 # the width (`pilot`), and a small-batch pilot's own denoiser as a local kernel
 # (`pilot-denoise`; t* chosen on the other tasks). Each row carries the planner's
 # [`edf_ceiling`](../docs/glossary.md#edf-ceiling) (the EDF a second sample bank of the same model
-# scores) and the forecast's [`cost_fraction`](../docs/glossary.md#cost-fraction) (its seconds
+# scores) and the forecast's [`cost_fraction`](../docs/glossary.md#cost-fraction) (its FLOPs
 # over those of training and sampling the planner).
 
 # %%

@@ -442,7 +442,8 @@ chart
 # %%
 chart = alt.hconcat(*[plots.edf_locality(sweep[sweep.model == kind], tg.nn_ratio, kind,
                                          260, 180) for kind, tg in targets.items()])
-plots.save(chart, "05_edf_locality", data=sweep.drop(columns="predict_seconds"))  # no timings
+plots.save(chart, "05_edf_locality",  # without the costs
+           data=sweep.drop(columns=["predict_seconds", "predict_flops"]))
 chart
 
 # %% [markdown]
@@ -480,7 +481,7 @@ print(pd.DataFrame(verdict).round(3).to_string(index=False))
 # chosen on the other tasks). Each row carries the U-Net's
 # [`edf_ceiling`](../docs/glossary.md#edf-ceiling) (the EDF a second sample bank of the same
 # model scores) and the forecast's [`cost_fraction`](../docs/glossary.md#cost-fraction) (its
-# seconds over those of training and sampling the U-Net).
+# FLOPs over those of training and sampling the U-Net).
 
 # %%
 bt = plots.read_table("kernel_agreement")

@@ -17,7 +17,8 @@ pilot model of the class at a tenth of the compute or less, whose cost counts: i
 Every row carries two numbers to read its EDF against: ``edf_ceiling``, the EDF that an
 independent sample bank of the *same* model scores against the target bank (what a perfect
 forecaster scores, given the sampling noise of both histograms), and ``cost_fraction``, the
-seconds the forecast took over the seconds to train the target model and draw its samples.
+forecast's arithmetic over that of training the target model and drawing its samples, both
+counted in FLOPs (:mod:`paper_lib.cost`), so that it is the same on every machine.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import drift, kernels, metrics, surrogates
+from . import cost, drift, kernels, metrics, surrogates
 from .datasets import Dataset
 from .profiles import Profile
 from .seeding import rng
@@ -72,8 +73,11 @@ class Target:
     (bins.n + 2,); ``noise``: bootstrap half-width of p_model; ``spacing``: data spacing (task
     units); ``keep``: entries no kernel may change (a planner's inpainted start and goal);
     ``ceiling``: the EDF of an independent sample bank of the same model (NaN: not measured);
-    ``cost``: seconds to train the model and draw its samples (NaN: unknown); ``train``: the
-    whole training set (n, T, C), the reference of ``nn_ratio``."""
+    ``flops``: the arithmetic of training the model and drawing its samples
+    (:mod:`paper_lib.cost`; NaN: unknown), the denominator of a row's ``cost_fraction``;
+    ``cost``: the same in seconds, as timed on the machine that ran it (for
+    ``tables/kernel_cost.csv``); ``train``: the whole training set (n, T, C), the reference of
+    ``nn_ratio``."""
 
     task: object
     model: str
@@ -88,6 +92,7 @@ class Target:
     ceiling: float = float("nan")
     cost: float = float("nan")
     train: np.ndarray | None = None
+    flops: float = float("nan")
     extra: dict = field(default_factory=dict)
 
 
@@ -96,8 +101,8 @@ def make_target(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None
                 ) -> Target:
     """The :class:`Target` of ``run``'s samples X_model (n, T, C), task units. ``X_repeat``: an
     independent sample bank of the same model (another seed, same size), whose EDF against
-    X_model is the target's ``ceiling``; ``sample_seconds``: what drawing X_model cost (the
-    target's ``cost`` adds the model's training time)."""
+    X_model is the target's ``ceiling``; ``sample_seconds``: what drawing X_model took (the
+    target's ``cost`` adds the model's training time; its ``flops`` are counted)."""
     t = run.task
     bins = drift.quantity_bins(t, profile)
     data = run.dataset.head(profile.kernel_n)
@@ -105,7 +110,9 @@ def make_target(run: drift.Run, X_model: np.ndarray, profile: Profile, keep=None
     tg = Target(t, run.kind, data, bins, metrics.histogram(t.measure(data.X), bins), h["p"],
                 (h["hi"] - h["lo"]) / 2, kernels.data_spacing(run.dataset.X),
                 drift.nn_ratio(X_model, run.dataset.X), keep,
-                cost=run.trained.train_seconds + float(sample_seconds), train=run.dataset.X)
+                cost=run.trained.train_seconds + float(sample_seconds), train=run.dataset.X,
+                flops=cost.train_flops(run.trained)
+                + cost.sample_flops(run.trained, len(X_model)))
     if X_repeat is not None:
         p_repeat = metrics.histogram(t.measure(X_repeat), bins)
         tg.ceiling = float(metrics.agreement(p_repeat, tg.p_model, tg.p_data, tg.noise)["edf"])
@@ -164,14 +171,16 @@ def rescaled_neighbour(nb: kernels.neighbour, alpha: float) -> kernels.neighbour
 def evaluate(tg: Target, kernel, profile: Profile, *keys, locality: bool = True) -> dict:
     """One kernel's prediction for ``tg``: agreement numbers (metrics.agreement), ``locality``
     (:func:`locality_on`; NaN when ``locality`` is False, for a prediction whose row does not
-    report it), ``p_hat`` and ``predict_seconds`` (the cost of computing the prediction, also
-    when it comes from the cache); random streams named by ``keys``."""
+    report it), ``p_hat``, ``predict_seconds`` (the time computing the prediction took, also
+    when it comes from the cache) and ``predict_flops`` (its arithmetic, :mod:`paper_lib.cost`);
+    random streams named by ``keys``."""
     p_hat, _, seconds = kernels.predict(tg.task, tg.data, kernel, profile.kernel_draws, tg.bins,
                                         rng(0, "predict", tg.task.name, tg.model, *keys),
                                         timed=True)
     a = metrics.agreement(p_hat, tg.p_model, tg.p_data, tg.noise)
     loc = locality_on(tg, kernel) if locality else float("nan")
-    return {**a, "locality": loc, "p_hat": p_hat, "predict_seconds": seconds}
+    return {**a, "locality": loc, "p_hat": p_hat, "predict_seconds": seconds,
+            "predict_flops": cost.kernel_flops(kernel, tg.data.X, profile.kernel_draws)}
 
 
 def locality_on(tg: Target, kernel) -> float:
@@ -201,7 +210,7 @@ def _row(tg, family, mode, source, scale, ev, edf_spread=float("nan")) -> dict:
     return {"task": tg.task.name, "model": tg.model, "kernel": family, "mode": mode,
             "source": source, "scale": float(scale),
             **{k: float(ev[k]) for k in AGREEMENT_COLUMNS[6:12]}, "edf_spread": edf_spread,
-            "edf_ceiling": tg.ceiling, "cost_fraction": float(ev["predict_seconds"]) / tg.cost}
+            "edf_ceiling": tg.ceiling, "cost_fraction": float(ev["predict_flops"]) / tg.flops}
 
 
 class Forecast(NamedTuple):
@@ -293,20 +302,21 @@ def sampled(sampler, n: int, rng: np.random.Generator, inpaint=None) -> tuple[np
     return entry["X"], float(entry["seconds"])
 
 
-def before_training(tg: Target, family: str, X: np.ndarray, seconds: float, source: str,
+def before_training(tg: Target, family: str, X: np.ndarray, flops: float, source: str,
                     scale: float = float("nan")) -> tuple[dict, np.ndarray]:
     """The ``before-training`` row of a forecast that drew trajectories X (n, T, C), task units,
-    without any model of the target task (a surrogate's or a pilot's samples), in ``seconds``
-    (for a pilot: its training too). Its locality is the samples' own error scale (mean distance
-    to the nearest training trajectory in data spacings, as ``nn_ratio``). Returns (row, p_hat)."""
+    without any model of the target task (a surrogate's or a pilot's samples), with ``flops`` of
+    arithmetic (:mod:`paper_lib.cost`; for a pilot: its training too). Its locality is the
+    samples' own error scale (mean distance to the nearest training trajectory in data spacings,
+    as ``nn_ratio``). Returns (row, p_hat)."""
     p_hat = metrics.histogram(tg.task.measure(X), tg.bins)
     ev = {**metrics.agreement(p_hat, tg.p_model, tg.p_data, tg.noise),
-          "locality": drift.nn_ratio(X, tg.train), "predict_seconds": seconds}
+          "locality": drift.nn_ratio(X, tg.train), "predict_flops": flops}
     return _row(tg, family, "before-training", source, scale, ev), p_hat
 
 
 def local_surrogate(targets: dict, kernel_for, settings, profile: Profile, family: str,
-                    grid=None, seconds=None) -> tuple[list, dict, pd.DataFrame]:
+                    grid=None, flops=None) -> tuple[list, dict, pd.DataFrame]:
     """``before-training`` rows of a surrogate's *local* kernel (noise to t*, then the
     surrogate's own reverse steps back: :class:`paper_lib.surrogates.surrogate_denoise`; or a
     :func:`kernel_pilot`'s own ``denoise`` kernel) for every target of ``targets`` ({task name:
@@ -315,10 +325,10 @@ def local_surrogate(targets: dict, kernel_for, settings, profile: Profile, famil
     t* is chosen leave one task out on ``grid`` (default ``profile.t_stars``), the other tasks
     scored with the target's own setting; or a list of settings, and the pair (setting, t*) is
     chosen leave one task out. Either way nothing of the target task's samples enters.
-    ``seconds(setting, name)``: what building that kernel cost beyond its predictions (a pilot's
-    training), counted in the row's ``cost_fraction``. Returns (rows, each with its ``setting``
-    beside the AGREEMENT_COLUMNS; {name: p_hat}; sweep: columns setting, task, t_star, rho, edf,
-    one row per setting, task and grid level)."""
+    ``flops(setting, name)``: the arithmetic of building that kernel beyond its predictions (a
+    pilot's training, :mod:`paper_lib.cost`), counted in the row's ``cost_fraction``. Returns
+    (rows, each with its ``setting`` beside the AGREEMENT_COLUMNS; {name: p_hat}; sweep: columns
+    setting, task, t_star, rho, edf, one row per setting, task and grid level)."""
     grid = tuple(profile.t_stars if grid is None else grid)
     labels = list(dict.fromkeys(settings.values() if isinstance(settings, dict) else settings))
     evs = {(setting, name, t_star): evaluate(tg, kernel_for(setting, name, t_star), profile,
@@ -339,9 +349,9 @@ def local_surrogate(targets: dict, kernel_for, settings, profile: Profile, famil
             setting, t_star = chosen[name]
         others = " & ".join(sorted(n for n in targets if n != name))
         ev = evs[setting, name, t_star]
-        extra = 0.0 if seconds is None else float(seconds(setting, name))
+        extra = 0.0 if flops is None else float(flops(setting, name))
         ev = {**ev, "locality": locality_on(tg, kernel_for(setting, name, t_star)),  # chosen only
-              "predict_seconds": ev["predict_seconds"] + extra}
+              "predict_flops": ev["predict_flops"] + extra}
         rows.append({**_row(tg, family, "before-training",
                             f"{setting}, t*={t_star} (chosen on {others})", t_star, ev),
                      "setting": setting})

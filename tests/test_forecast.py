@@ -34,30 +34,37 @@ def test_forecast_rows_modes_and_calibration():
     assert abs(held_white.locality - 0.7) < 0.05 and held_white.source == "test"
     assert set(cost.kernel) == set(makers) and (cost.predict_seconds > 0).all()
     assert ("denoise", "held-out") in shown
-    # no repeat bank and no sampling time given: neither a ceiling nor a cost fraction
-    assert rows.edf_ceiling.isna().all() and rows.cost_fraction.isna().all()
+    # no repeat bank: no ceiling; the cost is counted (no clock): the data-only kernels do no
+    # matrix products (0), the denoiser a few reverse steps per trajectory, far below training
+    assert rows.edf_ceiling.isna().all() and np.isfinite(tg.flops) and tg.flops > 0
+    data_only = rows[rows.kernel != "denoise"]
+    assert (data_only.cost_fraction == 0).all()
+    den = rows[rows.kernel == "denoise"].cost_fraction
+    assert ((den > 0) & (den < 1)).all()
 
 
 def test_ceiling_cost_fraction_and_before_training_rows():
     """The ceiling is the EDF of the repeat bank: a repeat bank equal to the target bank scores
-    EDF 1 (its TV to p_model is 0), one that is the training data scores 0; cost_fraction is predict seconds over train + sample seconds;
+    EDF 1 (its TV to p_model is 0), one that is the training data scores 0; cost_fraction is the
+    forecast's FLOPs over the target's training + sampling FLOPs (its ``cost`` stays in seconds);
     a before-training row built from the target's own samples reproduces p_model exactly."""
-    from paper_lib import metrics
+    from paper_lib import cost, metrics
 
     run = drift.train("cone", "diffusion-unet", P, seed=0)
     X, secs = drift.samples(run, 64, seed=0)
     X1 = drift.samples(run, 64, seed=1)[0]
     tg = forecast.make_target(run, X, P, X_repeat=X, sample_seconds=secs)
     assert tg.ceiling == 1.0 and tg.cost == run.trained.train_seconds + secs
+    assert tg.flops == cost.train_flops(run.trained) + cost.sample_flops(run.trained, 64)
     tg0 = forecast.make_target(run, X, P, X_repeat=tg.data.X, sample_seconds=secs)
     assert metrics.tv(tg0.p_data, tg0.p_model) > 0 and tg0.ceiling == 0.0
     tg1 = forecast.make_target(run, X, P, X_repeat=X1, sample_seconds=secs)
     p1 = metrics.histogram(run.task.measure(X1), tg1.bins)
     assert tg1.ceiling == metrics.agreement(p1, tg1.p_model, tg1.p_data, tg1.noise)["edf"]
-    row, p_hat = forecast.before_training(tg1, "pilot", X, 2.0, "itself", scale=0.1)
+    row, p_hat = forecast.before_training(tg1, "pilot", X, 2.0e6, "itself", scale=0.1)
     np.testing.assert_array_equal(p_hat, tg1.p_model)
     assert row["mode"] == "before-training" and row["edf"] == 1.0 and row["scale"] == 0.1
-    assert row["edf_ceiling"] == tg1.ceiling and np.isclose(row["cost_fraction"], 2.0 / tg1.cost)
+    assert row["edf_ceiling"] == tg1.ceiling and np.isclose(row["cost_fraction"], 2.0e6 / tg1.flops)
     assert np.isclose(row["locality"], tg1.nn_ratio)   # the samples' own error scale
     assert list(row) == forecast.AGREEMENT_COLUMNS
 
@@ -175,7 +182,7 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
         s = forecast.scale_at(kernels.white, tg, locality)
         X = kernels.white(s).sample(np.repeat(ds.X, 8, 0), np.random.default_rng(seed))
         tg.p_model, tg.noise = metrics.histogram(task.measure(X), bins), np.zeros(bins.n + 2)
-        tg.cost = 100.0     # seconds to train and sample the 'model'
+        tg.flops = 100.0    # FLOPs to train and sample the 'model'
         return tg
 
     targets = {"a": target(0, 1.0), "b": target(1, 1.0), "c": target(2, 0.25)}
@@ -190,7 +197,7 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
     rows, shown, sweep = forecast.local_surrogate(targets, kernel_for,
                                                   {"a": "x", "b": "x", "c": "y"}, prof,
                                                   "white", grid=(0, 1),
-                                                  seconds=lambda setting, name: 1e6 * (name == "c"))
+                                                  flops=lambda setting, name: 1e6 * (name == "c"))
     assert len(sweep) == 2 * 3 * 2 and set(sweep.setting) == {"x", "y"}
     assert len(rows) == 3 and set(shown) == {"a", "b", "c"}
     c = rows[2]
@@ -201,7 +208,7 @@ def test_local_surrogate_chooses_t_star_on_the_other_tasks_with_the_targets_sett
     # the locality is measured for the chosen rows (y at t* = 0 moves c's data by 4 × 0.25)
     assert abs(c["locality"] - 1.0) < 0.05
     assert all(np.isfinite(r["locality"]) for r in rows)
-    # c's kernel cost 1e6 s to build (a pilot's training): its cost fraction counts it
+    # c's kernel cost 1e6 FLOPs to build (a pilot's training): its cost fraction counts it
     assert c["cost_fraction"] >= 1e6 / 100.0 and a["cost_fraction"] < 1
     assert c["setting"] == "y" and a["setting"] == "x"
     # a list of settings: (setting, t*) chosen together on the other tasks. For c, a and b both

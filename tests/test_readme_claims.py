@@ -149,7 +149,7 @@ CLAIMS = [
               before("logistic", "mosaic-denoise", "scale"),
               before("logistic", "mosaic-denoise", "rho"),
               before("logistic", "mosaic-denoise", "edf/ceiling")]),
-    ("Their cost fractions (ratios of wall times, so machine- and load-dependent) are {}–{} "
+    ("Their cost fractions (counted in FLOPs, so the same on every machine) are {}–{} "
      "sampled and {}–{} as a kernel",
      lambda: [*cost_range("mosaic"), *cost_range("mosaic-denoise")]),
     ("It meets the goal on `cone` (ρ {}, EDF / ceiling {}, cost {}; {}–{} over the five tasks)",
@@ -159,7 +159,7 @@ CLAIMS = [
     ("(`pendulum` comes closest: ρ {}, EDF / ceiling {})",
      lambda: [before("pendulum", "pilot-denoise", "rho"),
               before("pendulum", "pilot-denoise", "edf/ceiling")]),
-    ("its pilots cost up to {} of that small model's training and sampling time",
+    ("its pilots cost up to {} of that small model's training and sampling arithmetic",
      lambda: [max(cost_range(k, "diffusion-mlp")[1] for k in ("pilot", "pilot-denoise"))]),
     ("{} of the default planner's plans are plausible (they reach the goal without crossing a "
      "wall or jumping); trained twice as long on its own schedule, {} are, and the distances "

@@ -1,0 +1,89 @@
+"""Arithmetic cost: what training a model, drawing its samples or computing a forecast takes,
+counted in floating-point operations rather than timed, so that a forecast's ``cost_fraction``
+is the same number on every machine (docs/glossary.md, cost fraction).
+
+What is counted: the operations of matrix products and convolutions, as torch's
+``FlopCounterMode`` counts them (a multiply and an add are 2), where the networks, the patch mosaic,
+the smoothed closed-form denoiser and the nearest-context model do all but a sliver of their
+arithmetic; the low-rank bottleneck's numpy products are counted by formula. Elementwise work,
+FFTs, sorting and nearest-neighbour searches (``torch.cdist``) are not counted, so the data-only
+kernels (``white``, ``smooth``, ``spectral``, ``neighbour``), which do no matrix products on the
+trajectories they perturb, count 0.
+
+Every count runs the real computation once on one trajectory (one training example, one sample,
+one perturbed trajectory) and scales it by the number of trajectories: each of these operations is
+linear in the number of rows it is given. Training counts one optimiser step (forward, backward)
+times the steps. Nothing here reads or writes the cache, and no random stream of a caller is
+touched: the probes draw from their own.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["counted", "train_flops", "sample_flops", "kernel_flops", "sampler_flops"]
+
+
+def counted(fn, *args, **kwargs) -> float:
+    """The FLOPs of matrix products and convolutions that ``fn(*args, **kwargs)`` runs in torch."""
+    with FlopCounterMode(display=False) as fc:
+        fn(*args, **kwargs)
+    return float(fc.get_total_flops())
+
+
+@lru_cache(maxsize=None)
+def _step_flops(spec, T: int, C: int) -> float:
+    """FLOPs of one training step of ``spec`` on one example of shape (T, C)."""
+    from .models import train as tr
+
+    one = spec.with_(batch_size=1)
+    data = torch.zeros(2, T, C)
+    net, ema, opt, gen, sched = tr.initial_state(one, data, 0, torch.device("cpu"))
+    cond = torch.full((2,), 0.5) if spec.q_condition else None
+    return counted(tr.train_step, net, ema, opt, data, gen, one, sched, 0, cond)
+
+
+def train_flops(trained) -> float:
+    """FLOPs of training ``trained`` (a :class:`paper_lib.models.Trained`): its steps × its
+    batch × one example's forward and backward pass."""
+    spec, task = trained.spec, trained.task
+    return spec.train_steps * spec.batch_size * _step_flops(spec, task.T, task.C)
+
+
+_SAMPLE: dict = {}   # (spec, T, C) -> FLOPs of one sample: the count does not depend on weights
+
+
+def sample_flops(trained, n: int) -> float:
+    """FLOPs of drawing ``n`` trajectories from ``trained`` (``paper_lib.models.sample``, DDPM with
+    all its steps for the diffusion classes; inpainting adds no products)."""
+    from . import models
+
+    key = (trained.spec, trained.task.T, trained.task.C)
+    if key not in _SAMPLE:
+        _SAMPLE[key] = counted(models.sample, trained, 1)
+    return int(n) * _SAMPLE[key]
+
+
+def kernel_flops(kernel, X: np.ndarray, draws: int = 1) -> float:
+    """FLOPs of applying ``kernel`` ``draws`` times to each trajectory of X (n, T, C), as
+    ``paper_lib.kernels.predict`` does (0 for the data-only kernels: see the module's note)."""
+    X = np.asarray(X)
+    if len(X) == 0:
+        return 0.0
+    one = counted(kernel.sample, X[:1], np.random.default_rng(0))
+    return one * len(X) * int(draws)
+
+
+def sampler_flops(sampler, n: int) -> float:
+    """FLOPs of ``n`` draws of a closed-form surrogate (``paper_lib.surrogates``): its products in
+    torch, counted, plus for the low-rank bottleneck its numpy products by formula (the
+    covariance of the N training trajectories, 2·N·D², once; 2·r·D per draw; D = T·C)."""
+    from .surrogates import LowRank
+
+    if isinstance(sampler, LowRank):
+        N, D = len(sampler.train), sampler.task.T * sampler.task.C
+        return 2.0 * N * D * D + 2.0 * int(n) * sampler.params["rank"] * D
+    return int(n) * counted(sampler.sample, 1, np.random.default_rng(0))
