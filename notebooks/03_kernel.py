@@ -332,7 +332,7 @@ for mode in ["calibrated", "held-out"]:
 # %%
 # NBVAL_CHECK_OUTPUT
 plots.update_table(agree, "kernel_agreement", ["task", "model", "kernel", "mode"])
-print(agree.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))  # no timings
+print(agree.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))
 
 # %% [markdown]
 # ## Does a *local* kernel forecast the drift?

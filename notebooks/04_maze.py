@@ -395,7 +395,7 @@ print(f"planner nn_ratio {tg.nn_ratio:.2f} data spacings; drift to explain "
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(agree.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))  # no timings
+print(agree.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))
 
 # %%
 plots.update_table(agree, "kernel_agreement", ["task", "model", "kernel", "mode"])

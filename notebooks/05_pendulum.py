@@ -422,7 +422,7 @@ shown = pd.concat(shown, ignore_index=True)
 # NBVAL_CHECK_OUTPUT
 plots.update_table(agree, "kernel_agreement", ["task", "model", "kernel", "mode"])
 print({k: round(v.nn_ratio, 2) for k, v in targets.items()}, "(nn_ratio, data spacings)")
-print(agree.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))  # no timings
+print(agree.drop(columns=["source", "cost_fraction"]).round(2).to_string(index=False))
 
 # %%
 base = alt.Chart().encode(x=alt.X("center:Q", title="mechanical energy E (J)"))
