@@ -236,13 +236,12 @@ def time_interleaved(steps: dict, per_call: int, warmup: int, reps: int,
 
 
 def flops_per_step(step) -> float:
-    """FLOPs of one call of ``step`` (forward and backward) counted by torch's FlopCounterMode
-    (matmuls and convolutions; element-wise work and the optimiser are not counted)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """FLOPs of one call of ``step`` (forward and backward): ``paper_lib.cost.counted``, the
+    count behind the notebooks' cost fractions (matmuls and convolutions; element-wise work and
+    the optimiser are not counted)."""
+    from paper_lib.cost import counted
 
-    with FlopCounterMode(display=False) as fc:
-        step()
-    return float(fc.get_total_flops())
+    return counted(step)
 
 
 def gemm_rates(n: int, reps: int, warmup: int = 2) -> list[float]:
