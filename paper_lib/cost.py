@@ -27,6 +27,13 @@ from torch.utils.flop_counter import FlopCounterMode
 __all__ = ["counted", "train_flops", "sample_flops", "kernel_flops", "sampler_flops"]
 
 
+def _count(name: str, value) -> int:
+    """``value`` as a count (an integer >= 0), else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or int(value) != value or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
 def counted(fn, *args, **kwargs) -> float:
     """The FLOPs of matrix products and convolutions that ``fn(*args, **kwargs)`` runs in torch."""
     with FlopCounterMode(display=False) as fc:
@@ -61,20 +68,21 @@ def sample_flops(trained, n: int) -> float:
     all its steps for the diffusion classes; inpainting adds no products)."""
     from . import models
 
+    n = _count("n", n)
     key = (trained.spec, trained.task.T, trained.task.C)
     if key not in _SAMPLE:
         _SAMPLE[key] = counted(models.sample, trained, 1)
-    return int(n) * _SAMPLE[key]
+    return n * _SAMPLE[key]
 
 
 def kernel_flops(kernel, X: np.ndarray, draws: int = 1) -> float:
     """FLOPs of applying ``kernel`` ``draws`` times to each trajectory of X (n, T, C), as
     ``paper_lib.kernels.predict`` does (0 for the data-only kernels: see the module's note)."""
-    X = np.asarray(X)
-    if len(X) == 0:
+    X, draws = np.asarray(X), _count("draws", draws)
+    if len(X) == 0 or draws == 0:
         return 0.0
     one = counted(kernel.sample, X[:1], np.random.default_rng(0))
-    return one * len(X) * int(draws)
+    return one * len(X) * draws
 
 
 def sampler_flops(sampler, n: int) -> float:
@@ -83,7 +91,8 @@ def sampler_flops(sampler, n: int) -> float:
     covariance of the N training trajectories, 2·N·D², once; 2·r·D per draw; D = T·C)."""
     from .surrogates import LowRank
 
+    n = _count("n", n)
     if isinstance(sampler, LowRank):
         N, D = len(sampler.train), sampler.task.T * sampler.task.C
-        return 2.0 * N * D * D + 2.0 * int(n) * sampler.params["rank"] * D
-    return int(n) * counted(sampler.sample, 1, np.random.default_rng(0))
+        return 2.0 * N * D * D + 2.0 * n * sampler.params["rank"] * D
+    return n * counted(sampler.sample, 1, np.random.default_rng(0))

@@ -60,3 +60,13 @@ def test_sampler_flops_mosaic_linear_and_lowrank_formula():
     low = surrogates.LowRank(task, X, rank=4)
     N, D = len(X), task.T * task.C
     assert cost.sampler_flops(low, 10) == 2 * N * D * D + 2 * 10 * 4 * D
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True])
+def test_a_count_that_is_not_one_is_refused(bad):
+    low = surrogates.LowRank(get_task("cone"), make_dataset("cone", 16, seed=0,
+                                                            use_cache=False).X, rank=2)
+    with pytest.raises(ValueError, match="n must be an integer >= 0"):
+        cost.sampler_flops(low, bad)
+    with pytest.raises(ValueError, match="draws must be an integer >= 0"):
+        cost.kernel_flops(kernels.white(0.1), np.zeros((2, 64, 1), np.float32), draws=bad)
