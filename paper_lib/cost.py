@@ -13,18 +13,22 @@ trajectories they perturb, count 0.
 Every count runs the real computation once on one trajectory (one training example, one sample,
 one perturbed trajectory) and scales it by the number of trajectories: each of these operations is
 linear in the number of rows it is given. Training counts one optimiser step (forward, backward)
-times the steps. Nothing here reads or writes the cache, and no random stream of a caller is
-touched: the probes draw from their own.
+times the steps; a diffusion model's DDPM sampling and its ``denoise`` kernel count one network
+call per reverse step. The count of one trajectory is cached (kind ``flops``, keyed by what
+determines it: the model spec and trajectory shape, or the kernel's or surrogate's fingerprint),
+so a warm run does not count again. No random stream of a caller is touched: the probes draw from
+their own.
 """
 from __future__ import annotations
-
-from functools import lru_cache
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["counted", "train_flops", "sample_flops", "kernel_flops", "sampler_flops"]
+
+
+COST_VERSION = 1   # part of every cached count's key: raise it when a count's rule changes
 
 
 def _count(name: str, value) -> int:
@@ -41,13 +45,25 @@ def counted(fn, *args, **kwargs) -> float:
     return float(fc.get_total_flops())
 
 
-@lru_cache(maxsize=None)
-def _step_flops(spec, T: int, C: int) -> float:
-    """FLOPs of one training step of ``spec`` on one example of shape (T, C)."""
+def _cached(key: dict, count) -> float:
+    """``count()`` (FLOPs of one trajectory), cached under ``key``."""
+    from . import cache
+
+    return float(cache.memo("flops", {**key, "v": COST_VERSION},
+                            lambda: {"flops": float(count())})["flops"])
+
+
+def _shape_key(what: str, trained) -> dict:
+    return {what: trained.spec.key(), "T": trained.task.T, "C": trained.task.C}
+
+
+def _step_flops(trained) -> float:
+    """FLOPs of one training step of ``trained``'s spec on one example."""
     from .models import train as tr
 
+    spec, task = trained.spec, trained.task
     one = spec.with_(batch_size=1)
-    data = torch.zeros(2, T, C)
+    data = torch.zeros(2, task.T, task.C)
     net, ema, opt, gen, sched = tr.initial_state(one, data, 0, torch.device("cpu"))
     cond = torch.full((2,), 0.5) if spec.q_condition else None
     return counted(tr.train_step, net, ema, opt, data, gen, one, sched, 0, cond)
@@ -56,32 +72,47 @@ def _step_flops(spec, T: int, C: int) -> float:
 def train_flops(trained) -> float:
     """FLOPs of training ``trained`` (a :class:`paper_lib.models.Trained`): its steps × its
     batch × one example's forward and backward pass."""
-    spec, task = trained.spec, trained.task
-    return spec.train_steps * spec.batch_size * _step_flops(spec, task.T, task.C)
+    spec = trained.spec
+    return spec.train_steps * spec.batch_size * _cached(_shape_key("train_step", trained),
+                                                        lambda: _step_flops(trained))
 
 
-_SAMPLE: dict = {}   # (spec, T, C) -> FLOPs of one sample: the count does not depend on weights
+def _network_call(trained) -> float:
+    """FLOPs of one call of a diffusion model's network on one trajectory (its ``denoise`` at
+    t* = 0: one reverse step)."""
+    from . import models
+
+    X = trained.task.from_model(np.zeros((1, trained.task.T, trained.task.C), np.float32))
+    return _cached(_shape_key("network_call", trained),
+                   lambda: counted(models.denoise, trained, X, 0))
 
 
 def sample_flops(trained, n: int) -> float:
-    """FLOPs of drawing ``n`` trajectories from ``trained`` (``paper_lib.models.sample``, DDPM with
-    all its steps for the diffusion classes; inpainting adds no products)."""
+    """FLOPs of drawing ``n`` trajectories from ``trained`` (``paper_lib.models.sample``: for the
+    diffusion classes DDPM, one network call per step; inpainting adds no products)."""
     from . import models
 
     n = _count("n", n)
-    key = (trained.spec, trained.task.T, trained.task.C)
-    if key not in _SAMPLE:
-        _SAMPLE[key] = counted(models.sample, trained, 1)
-    return n * _SAMPLE[key]
+    if trained.spec.is_diffusion:
+        return n * trained.spec.diffusion_steps * _network_call(trained)
+    return n * _cached(_shape_key("sample", trained), lambda: counted(models.sample, trained, 1))
 
 
 def kernel_flops(kernel, X: np.ndarray, draws: int = 1) -> float:
     """FLOPs of applying ``kernel`` ``draws`` times to each trajectory of X (n, T, C), as
-    ``paper_lib.kernels.predict`` does (0 for the data-only kernels: see the module's note)."""
+    ``paper_lib.kernels.predict`` does (0 for the data-only kernels: see the module's note; a
+    model's ``denoise`` at t*: t* + 1 network calls per trajectory)."""
+    from . import cache, kernels
+
     X, draws = np.asarray(X), _count("draws", draws)
     if len(X) == 0 or draws == 0:
         return 0.0
-    one = counted(kernel.sample, X[:1], np.random.default_rng(0))
+    inner = kernel.inner if isinstance(kernel, kernels.pinned) else kernel  # keeps add nothing
+    if isinstance(inner, kernels.denoise):
+        one = (int(inner.scale) + 1) * _network_call(inner.trained)
+    else:
+        one = _cached({"kernel": cache.fingerprint(inner), "T": X.shape[1], "C": X.shape[2]},
+                      lambda: counted(inner.sample, X[:1], np.random.default_rng(0)))
     return one * len(X) * draws
 
 
@@ -95,4 +126,5 @@ def sampler_flops(sampler, n: int) -> float:
     if isinstance(sampler, LowRank):
         N, D = len(sampler.train), sampler.task.T * sampler.task.C
         return 2.0 * N * D * D + 2.0 * n * sampler.params["rank"] * D
-    return n * counted(sampler.sample, 1, np.random.default_rng(0))
+    return n * _cached({"sampler": sampler.fingerprint()},
+                       lambda: counted(sampler.sample, 1, np.random.default_rng(0)))

@@ -45,8 +45,14 @@ def test_kernel_flops_denoise_scales_and_data_only_kernels_count_zero():
     den = kernels.denoise(run.trained, 2)
     four = cost.counted(den.sample, X, np.random.default_rng(1))
     assert four > 0 and cost.kernel_flops(den, X, draws=3) == 3 * four
-    # t* + 1 reverse steps: one more level costs one more network call per trajectory
+    # t* + 1 reverse steps: one more level costs one more network call per trajectory; the
+    # count (t* + 1 network calls) is the probe's, kept on, with start and goal pinned
     assert cost.kernel_flops(kernels.denoise(run.trained, 3), X) == four * 4 / 3
+    keep = np.zeros(X.shape[1:], bool)
+    keep[0] = True
+    pinned = kernels.denoise(run.trained, 2, keep=keep)
+    assert cost.counted(pinned.sample, X, np.random.default_rng(1)) == four
+    assert cost.kernel_flops(kernels.pinned(kernels.white(0.1), keep), X) == 0
     assert cost.kernel_flops(kernels.white(0.1), X, draws=2) == 0
     assert cost.kernel_flops(den, X[:0]) == 0
 
@@ -70,3 +76,11 @@ def test_a_count_that_is_not_one_is_refused(bad):
         cost.sampler_flops(low, bad)
     with pytest.raises(ValueError, match="draws must be an integer >= 0"):
         cost.kernel_flops(kernels.white(0.1), np.zeros((2, 64, 1), np.float32), draws=bad)
+
+
+def test_counts_are_cached_and_a_warm_count_runs_nothing(monkeypatch):
+    """A second count of the same thing reads the cache: the probe does not run again."""
+    run = drift.train("cone", "diffusion-unet", P, seed=0)
+    first = cost.train_flops(run.trained) + cost.sample_flops(run.trained, 5)
+    monkeypatch.setattr(cost, "counted", lambda *a, **k: pytest.fail("counted again"))
+    assert cost.train_flops(run.trained) + cost.sample_flops(run.trained, 5) == first
