@@ -107,12 +107,11 @@ def kernel_flops(kernel, X: np.ndarray, draws: int = 1) -> float:
     X, draws = np.asarray(X), _count("draws", draws)
     if len(X) == 0 or draws == 0:
         return 0.0
-    inner = kernel.inner if isinstance(kernel, kernels.pinned) else kernel  # keeps add nothing
-    if isinstance(inner, kernels.denoise):
-        one = (int(inner.scale) + 1) * _network_call(inner.trained)
+    if isinstance(kernel, kernels.denoise):
+        one = (int(kernel.scale) + 1) * _network_call(kernel.trained)
     else:
-        one = _cached({"kernel": cache.fingerprint(inner), "T": X.shape[1], "C": X.shape[2]},
-                      lambda: counted(inner.sample, X[:1], np.random.default_rng(0)))
+        one = _cached({"kernel": cache.fingerprint(kernel), "T": X.shape[1], "C": X.shape[2]},
+                      lambda: counted(kernel.sample, X[:1], np.random.default_rng(0)))
     return one * len(X) * draws
 
 
