@@ -24,10 +24,13 @@ DEFAULT_NB := $(NAMES:%=build/default/%.ipynb)
 SMOKE_NB := $(NAMES:%=build/smoke/%.ipynb)
 export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 2
-# ARITHMETIC: native (default) or portable; paper_lib.runnb starts each notebook with its variables
-ifdef ARITHMETIC
-export PAPER_LIB_ARITHMETIC := $(ARITHMETIC)
-endif
+# ARITHMETIC: the CPU arithmetic the notebooks run in (figures, smoke, nbval, lab): `native` (the
+# default: each library picks this CPU's fastest code) or `portable` (the same bits on Intel and AMD
+# CPUs with AVX2). paper_lib.runnb and `python -m paper_lib.arithmetic MODE CMD` start a process
+# with the mode's variables, which must be set before Python starts; pytest leaves the mode to each
+# test.
+ARITHMETIC ?= native
+WITH_ARITHMETIC = $(BIN)/python -m paper_lib.arithmetic $(ARITHMETIC)
 
 .PHONY: all figures test pytest smoke nbval book booktest lab bench clean distclean setup
 .DELETE_ON_ERROR:
@@ -63,6 +66,7 @@ endef
 
 figures: $(DEFAULT_NB)
 
+build/default/%.ipynb build/smoke/%.ipynb: export PAPER_LIB_ARITHMETIC := $(ARITHMETIC)
 build/default/%.ipynb: notebooks/%.py $(LIB) $(STAMP)
 	$(call run_notebook,default)
 
@@ -109,7 +113,7 @@ smoke: $(STAMP)
 nbval: $(SMOKE_NB)
 	rm -rf build/smoke/nbval-cache
 	PAPER_LIB_CACHE=$(CURDIR)/build/smoke/nbval-cache PAPER_LIB_WORKERS=1 OMP_NUM_THREADS=1 \
-	    $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile \
+	    $(WITH_ARITHMETIC) $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile \
 	    --nbval-lax --nbval-current-env $(SMOKE_NB)
 
 # The book renders notebooks executed before (build/$(BOOK_PROFILE)/*.ipynb: `make figures` for the
@@ -126,7 +130,7 @@ booktest: $(SMOKE_NB)
 	$(BIN)/python -m pytest -p no:cacheprovider book/test_site.py --site build/book-smoke -rs
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(WITH_ARITHMETIC) $(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The reference U-Nets (denoising-diffusion-pytorch, diffusers) come with the `bench` extra; torch
 # stays pinned by the project's own dependency. BENCH_ARGS: e.g. --quick or --skip-figures.

@@ -25,16 +25,19 @@ and no code generated at run time.
 
 The mode is read from ``PAPER_LIB_ARITHMETIC``. The variables of ``ENVIRONMENT[mode]`` must be set
 before Python starts (the libraries read them once, when they load):
-``python -m paper_lib.runnb`` sets them for the notebook it runs, so
-``make figures ARITHMETIC=portable`` is all it takes.
+``python -m paper_lib.runnb`` sets them for the notebook it runs, and ``python -m
+paper_lib.arithmetic MODE COMMAND...`` starts any command with them, so ``make figures
+ARITHMETIC=portable`` (or ``make test``, ``make lab``) is all it takes.
 """
 from __future__ import annotations
 
 import os
+import platform
+import sys
 from contextlib import contextmanager
 
 __all__ = ["MODES", "ENVIRONMENT", "FOLDERS", "TORCH_PINS", "NUMPY_PINS", "VARIABLE", "mode",
-           "check", "pinned", "optimizer_options"]
+           "check", "supported", "pinned", "optimizer_options", "main"]
 
 VARIABLE = "PAPER_LIB_ARITHMETIC"
 MODES = ("native", "portable")
@@ -82,6 +85,43 @@ def check() -> str:
     return name
 
 
+def supported(name: str) -> bool:
+    """Whether this machine can run mode ``name``: ``portable`` needs an x86-64 CPU with AVX2
+    (read from ``/proc/cpuinfo``, so Linux only); ``native`` runs anywhere."""
+    if name not in MODES:
+        raise ValueError(f"unknown arithmetic mode {name!r}; valid modes: {', '.join(MODES)}")
+    if name == "native":
+        return True
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx2" in line for line in f)
+    except OSError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m paper_lib.arithmetic MODE COMMAND [ARG...]``: run COMMAND with
+    ``PAPER_LIB_ARITHMETIC=MODE`` and that mode's variables (how ``make`` starts nbval and
+    JupyterLab). A bad or unsupported mode or a missing command: one line on stderr, exit 2."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2 or args[0] not in MODES:
+        print(f"usage: python -m paper_lib.arithmetic {{{','.join(MODES)}}} COMMAND [ARG...] "
+              f"(got {' '.join(args) or 'nothing'})", file=sys.stderr)
+        return 2
+    if not supported(args[0]):
+        print(f"arithmetic: mode {args[0]!r} needs an x86-64 CPU with AVX2; this machine has "
+              f"none (use native)", file=sys.stderr)
+        return 2
+    env = {**os.environ, VARIABLE: args[0], **ENVIRONMENT[args[0]]}
+    try:
+        os.execvpe(args[1], args[1:], env)
+    except OSError as err:
+        print(f"arithmetic: cannot run {args[1]!r}: {err.strerror}", file=sys.stderr)
+        return 2
+
+
 @contextmanager
 def pinned(kind: str):
     """The arithmetic a model of class ``kind`` trains and samples in, after :func:`check`: under
@@ -104,3 +144,7 @@ def optimizer_options(kind: str) -> dict:
     ``portable`` a transformer's is fused (its square root exactly rounded, not MKL's; module
     docstring), anything else gets none (native bits unchanged)."""
     return {"fused": True} if mode() == "portable" and kind == "transformer" else {}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

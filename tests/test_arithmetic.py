@@ -1,6 +1,7 @@
 """The arithmetic modes (paper_lib.arithmetic): a bad or half-set mode is one clear error, portable
 results are cached apart, and under ``portable`` the transformer's weights and samples no longer
 depend on the code path another CPU would take."""
+import json
 import os
 import subprocess
 import sys
@@ -124,3 +125,65 @@ def test_portable_transformer_takes_no_square_root_from_mkl(monkeypatch):
         train.train_step(net, ema, opt, data, gen, spec, sched, 0)
         assert bool(calls) == takes_sqrt, (mode, kind)
         assert bool(opt.defaults.get("fused")) == (not takes_sqrt)
+
+
+def _launch(*args: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items()
+            if k not in {"PAPER_LIB_ARITHMETIC", *arithmetic.ENVIRONMENT["portable"]}}
+    return subprocess.run([sys.executable, "-m", "paper_lib.arithmetic", *args], env=base,
+                          cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("mode", arithmetic.MODES)
+def test_the_launcher_starts_a_command_with_its_modes_variables(mode):
+    """``python -m paper_lib.arithmetic MODE CMD`` (how make starts nbval and lab) hands CMD the
+    mode and every one of its variables, and a child Python started that way passes ``check``."""
+    if not arithmetic.supported(mode):
+        pytest.skip(f"this CPU cannot run {mode}")
+    code = ("import json, os; from paper_lib import arithmetic; arithmetic.check(); "
+            "print(json.dumps({k: os.environ.get(k) for k in "
+            "[arithmetic.VARIABLE, *arithmetic.ENVIRONMENT['portable']]}))")
+    out = _launch(mode, sys.executable, "-c", code)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen.pop(arithmetic.VARIABLE) == mode
+    assert seen == {k: arithmetic.ENVIRONMENT[mode].get(k) for k in seen}
+
+
+def test_the_launcher_refuses_a_bad_mode_or_a_missing_command():
+    for args in (("portabel", "true"), ("native",), ()):
+        out = _launch(*args)
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, args
+        assert "native,portable" in out.stderr
+    out = _launch("native", "no-such-command-here")
+    assert out.returncode == 2 and "cannot run 'no-such-command-here'" in out.stderr
+    with pytest.raises(ValueError, match="'fast'.*native, portable"):
+        arithmetic.supported("fast")
+
+
+def test_make_gives_its_mode_to_the_notebooks_and_nbval_only():
+    """Figures and smoke notebooks get make's ``ARITHMETIC`` (native unless given), nbval starts
+    through the launcher with it (its kernels need the mode's variables before they start), and
+    any other recipe (pytest's) runs in no mode."""
+    # a make of its own, not one that inherits the variables of a `make test ARITHMETIC=...`
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "ARITHMETIC", arithmetic.VARIABLE}}
+
+    def probe(*args):
+        """What a recipe of each kind of target sees as its mode (make runs nothing else)."""
+        rule = ("build/smoke/p.ipynb build/default/p.ipynb p-other: ; "
+                "@echo $${PAPER_LIB_ARITHMETIC-none}")
+        out = subprocess.run(["make", "-s", "--no-print-directory", *args, "--eval", rule,
+                              "build/smoke/p.ipynb", "build/default/p.ipynb", "p-other"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        return out.stdout.split()
+
+    def nbval(*args):
+        return subprocess.run(["make", "-n", "--no-print-directory", "nbval", *args], cwd=ROOT,
+                              env=env, capture_output=True, text=True).stdout
+
+    assert probe() == ["native", "native", "none"]
+    assert probe("ARITHMETIC=portable") == ["portable", "portable", "none"]
+    assert "-m paper_lib.arithmetic native .venv/bin/python -m pytest" in nbval()
+    assert "-m paper_lib.arithmetic portable .venv/bin/python -m pytest" in nbval(
+        "ARITHMETIC=portable")
