@@ -187,3 +187,29 @@ def test_make_gives_its_mode_to_the_notebooks_and_nbval_only():
     assert "-m paper_lib.arithmetic native .venv/bin/python -m pytest" in nbval()
     assert "-m paper_lib.arithmetic portable .venv/bin/python -m pytest" in nbval(
         "ARITHMETIC=portable")
+
+
+def test_portable_is_supported_only_on_x86_64_with_avx2(monkeypatch, tmp_path):
+    """``supported`` reads the machine and the CPU flags: an ARM machine, or an x86-64 one whose
+    flags lack AVX2 or cannot be read, cannot run ``portable``; ``native`` runs anywhere."""
+    import builtins
+    flags = {"with": "flags\t\t: fpu sse2 avx avx2 fma\n", "without": "flags\t\t: fpu sse2 avx\n"}
+    real_open = builtins.open
+
+    def fake_open(which):
+        def opener(path, *args, **kwargs):
+            if str(path) != "/proc/cpuinfo":
+                return real_open(path, *args, **kwargs)
+            if which is None:
+                raise FileNotFoundError(path)
+            f = tmp_path / "cpuinfo"
+            f.write_text(flags[which])
+            return real_open(f, *args, **kwargs)
+        return opener
+
+    for machine, which, expected in (("x86_64", "with", True), ("x86_64", "without", False),
+                                     ("x86_64", None, False), ("arm64", "with", False)):
+        monkeypatch.setattr(arithmetic.platform, "machine", lambda m=machine: m)
+        monkeypatch.setattr(builtins, "open", fake_open(which))
+        assert arithmetic.supported("portable") is expected, (machine, which)
+        assert arithmetic.supported("native") is True
