@@ -37,7 +37,7 @@ import sys
 from contextlib import contextmanager
 
 __all__ = ["MODES", "ENVIRONMENT", "FOLDERS", "TORCH_PINS", "NUMPY_PINS", "VARIABLE", "mode",
-           "check", "supported", "pinned", "optimizer_options", "main"]
+           "check", "supported", "environment", "pinned", "optimizer_options", "main"]
 
 VARIABLE = "PAPER_LIB_ARITHMETIC"
 MODES = ("native", "portable")
@@ -101,6 +101,12 @@ def supported(name: str) -> bool:
         return False
 
 
+def environment(name: str) -> dict[str, str]:
+    """The environment of a child process that runs in mode ``name``: this process's, with
+    ``PAPER_LIB_ARITHMETIC`` and the mode's variables set (they must be there before it starts)."""
+    return {**os.environ, VARIABLE: name, **ENVIRONMENT[name]}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m paper_lib.arithmetic MODE COMMAND [ARG...]``: run COMMAND with
     ``PAPER_LIB_ARITHMETIC=MODE`` and that mode's variables (how ``make`` starts nbval and
@@ -114,9 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"arithmetic: mode {args[0]!r} needs an x86-64 CPU with AVX2; this machine has "
               f"none (use native)", file=sys.stderr)
         return 2
-    env = {**os.environ, VARIABLE: args[0], **ENVIRONMENT[args[0]]}
     try:
-        os.execvpe(args[1], args[1:], env)
+        os.execvpe(args[1], args[1:], environment(args[0]))
     except OSError as err:
         print(f"arithmetic: cannot run {args[1]!r}: {err.strerror}", file=sys.stderr)
         return 2

@@ -310,7 +310,7 @@ def run_notebook(src: str | Path, out: str | Path, params: list[tuple[str, str]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     check_parameters(params, notebook_parameters(src), src)
     try:   # the arithmetic mode's variables must be in place before the kernel loads torch
-        env = {**os.environ, **arithmetic.ENVIRONMENT[arithmetic.mode()]}
+        env = arithmetic.environment(arithmetic.mode())
     except ValueError as exc:
         raise BadParameter(str(exc)) from None
     import jupytext   # slow to import (seconds): only once the parameters are known to be good

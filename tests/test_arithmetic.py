@@ -28,11 +28,15 @@ print(torch.backends.mkldnn.enabled, hashlib.sha256(w.numpy().tobytes() + X.toby
 """
 
 
-def _child(env: dict) -> str:
-    base = {k: v for k, v in os.environ.items()
+def _unpinned() -> dict:
+    """This process's environment without any arithmetic mode or pin."""
+    return {k: v for k, v in os.environ.items()
             if k not in {"PAPER_LIB_ARITHMETIC", "ONEDNN_MAX_CPU_ISA",
                          *arithmetic.ENVIRONMENT["portable"]}}
-    out = subprocess.run([sys.executable, "-c", CHILD], env={**base, **env}, cwd=ROOT,
+
+
+def _child(env: dict) -> str:
+    out = subprocess.run([sys.executable, "-c", CHILD], env={**_unpinned(), **env}, cwd=ROOT,
                          capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
@@ -128,9 +132,7 @@ def test_portable_transformer_takes_no_square_root_from_mkl(monkeypatch):
 
 
 def _launch(*args: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items()
-            if k not in {"PAPER_LIB_ARITHMETIC", *arithmetic.ENVIRONMENT["portable"]}}
-    return subprocess.run([sys.executable, "-m", "paper_lib.arithmetic", *args], env=base,
+    return subprocess.run([sys.executable, "-m", "paper_lib.arithmetic", *args], env=_unpinned(),
                           cwd=ROOT, capture_output=True, text=True)
 
 
