@@ -5,9 +5,8 @@
 #   make bench     timing benchmark against reference U-Nets (BENCH_ARGS=--quick: seconds), and
 #                  the drift check's time and memory at 10^4..10^6 trajectories (bench/drift_scale.py;
 #                  DRIFT_SCALE_ARGS="--sizes 10000" for a quick run; kernels smooth, neighbour, pilot)
-#   make figures ARITHMETIC=portable   the same, with the transformer trained and sampled in
-#                  arithmetic that gives the same bits on Intel and AMD CPUs (paper_lib/arithmetic.py;
-#                  slower, cached apart)
+#   make figures ARITHMETIC=native   the same in each CPU's fastest arithmetic; the default,
+#                  portable, gives the same bits on Intel and AMD CPUs (paper_lib/arithmetic.py)
 # Both create .venv on first use. Each notebook trains its models one per core by itself
 # (paper_lib.parallel), so `make figures` keeps 2 cores busy without -j.
 SHELL := /bin/bash
@@ -24,12 +23,15 @@ DEFAULT_NB := $(NAMES:%=build/default/%.ipynb)
 SMOKE_NB := $(NAMES:%=build/smoke/%.ipynb)
 export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 2
-# ARITHMETIC: the CPU arithmetic the notebooks run in (figures, smoke, nbval, lab): `native` (the
-# default: each library picks this CPU's fastest code) or `portable` (the same bits on Intel and AMD
-# CPUs with AVX2). paper_lib.runnb and `python -m paper_lib.arithmetic MODE CMD` start a process
-# with the mode's variables, which must be set before Python starts; pytest leaves the mode to each
-# test.
-ARITHMETIC ?= native
+# ARITHMETIC: the CPU arithmetic the notebooks run in (figures, smoke, nbval, lab). `portable`, the
+# default where the CPU allows it (x86-64 with AVX2, paper_lib.arithmetic.supported), computes the
+# same bits on Intel and AMD CPUs, so the committed figures reproduce there; `native`, the default
+# elsewhere (ARM), lets each library pick this CPU's fastest code. paper_lib.runnb and
+# `python -m paper_lib.arithmetic MODE CMD` start a process with the mode's variables; pytest leaves
+# the mode to each test.
+ifndef ARITHMETIC
+ARITHMETIC := $(shell PYTHONPATH=. $(PYTHON) -S -m paper_lib.arithmetic default)
+endif
 WITH_ARITHMETIC = $(BIN)/python -m paper_lib.arithmetic $(ARITHMETIC)
 
 .PHONY: all figures test pytest smoke nbval book booktest lab bench clean distclean setup

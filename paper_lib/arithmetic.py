@@ -1,9 +1,9 @@
 """Arithmetic modes: which CPU code paths torch's libraries may take (README, Reproducibility).
 
-``native`` (the default): each library picks the fastest kernels for this CPU. Results are
-bit-identical from run to run on one machine; on another CPU family the diffusion and VAE rows
-agree to about 1e-6 and the transformer's move within the spread of retraining it (its training
-amplifies any last-bit difference, ``bench/training_chaos.py``).
+``native`` (a Python process's default): each library picks the fastest kernels for this CPU.
+Results are bit-identical from run to run on one machine; on another CPU family the diffusion and
+VAE rows agree to about 1e-6 and the transformer's move within the spread of retraining it (its
+training amplifies any last-bit difference, ``bench/training_chaos.py``).
 
 ``portable``: the transformer trains and samples the same bits on any x86-64 CPU with AVX2, Intel or
 AMD (an AMD CPU gives the bits of an emulated Intel and an emulated AMD CPU,
@@ -26,8 +26,10 @@ and no code generated at run time.
 The mode is read from ``PAPER_LIB_ARITHMETIC``. The variables of ``ENVIRONMENT[mode]`` must be set
 before Python starts (the libraries read them once, when they load):
 ``python -m paper_lib.runnb`` sets them for the notebook it runs, and ``python -m
-paper_lib.arithmetic MODE COMMAND...`` starts any command with them, so ``make figures
-ARITHMETIC=portable`` (or ``make test``, ``make lab``) is all it takes.
+paper_lib.arithmetic MODE COMMAND...`` starts any command with them. ``make`` runs its notebooks
+(``figures``, ``smoke``, ``nbval``, ``lab``) in ``portable`` wherever the CPU allows it (x86-64
+with AVX2: :func:`supported`), so the committed figures are portable; ``ARITHMETIC=native``
+chooses the other mode.
 """
 from __future__ import annotations
 
@@ -109,12 +111,16 @@ def environment(name: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m paper_lib.arithmetic MODE COMMAND [ARG...]``: run COMMAND with
-    ``PAPER_LIB_ARITHMETIC=MODE`` and that mode's variables (how ``make`` starts nbval and
-    JupyterLab). A bad or unsupported mode or a missing command: one line on stderr, exit 2."""
+    ``PAPER_LIB_ARITHMETIC=MODE`` and that mode's variables; ``python -m paper_lib.arithmetic
+    default`` prints the mode ``make`` uses here (``portable`` where :func:`supported`, else
+    ``native``). A bad mode or a missing command: one line on stderr, exit status 2."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["default"]:
+        print("portable" if supported("portable") else "native")
+        return 0
     if len(args) < 2 or args[0] not in MODES:
-        print(f"usage: python -m paper_lib.arithmetic {{{','.join(MODES)}}} COMMAND [ARG...] "
-              f"(got {' '.join(args) or 'nothing'})", file=sys.stderr)
+        print(f"usage: python -m paper_lib.arithmetic {{{','.join(MODES)}}} COMMAND [ARG...] | "
+              f"default (got {' '.join(args) or 'nothing'})", file=sys.stderr)
         return 2
     if not supported(args[0]):
         print(f"arithmetic: mode {args[0]!r} needs an x86-64 CPU with AVX2; this machine has "

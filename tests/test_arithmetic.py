@@ -163,10 +163,12 @@ def test_the_launcher_refuses_a_bad_mode_or_a_missing_command():
         arithmetic.supported("fast")
 
 
-def test_make_gives_its_mode_to_the_notebooks_and_nbval_only():
-    """Figures and smoke notebooks get make's ``ARITHMETIC`` (native unless given), nbval starts
-    through the launcher with it (its kernels need the mode's variables before they start), and
-    any other recipe (pytest's) runs in no mode."""
+def test_make_runs_the_notebooks_portable_where_the_cpu_allows_it():
+    """The Makefile's default mode is the launcher's ``default`` (portable on x86-64 with AVX2,
+    else native), figures and smoke notebooks get it, nbval starts through the launcher with it,
+    and ``ARITHMETIC=native`` overrides it; pytest itself runs in no mode."""
+    default = _launch("default").stdout.strip()
+    assert default == ("portable" if arithmetic.supported("portable") else "native")
     # a make of its own, not one that inherits the variables of a `make test ARITHMETIC=...`
     env = {k: v for k, v in os.environ.items()
            if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "ARITHMETIC", arithmetic.VARIABLE}}
@@ -180,15 +182,11 @@ def test_make_gives_its_mode_to_the_notebooks_and_nbval_only():
                              cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         return out.stdout.split()
 
-    def nbval(*args):
-        return subprocess.run(["make", "-n", "--no-print-directory", "nbval", *args], cwd=ROOT,
-                              env=env, capture_output=True, text=True).stdout
-
-    assert probe() == ["native", "native", "none"]
-    assert probe("ARITHMETIC=portable") == ["portable", "portable", "none"]
-    assert "-m paper_lib.arithmetic native .venv/bin/python -m pytest" in nbval()
-    assert "-m paper_lib.arithmetic portable .venv/bin/python -m pytest" in nbval(
-        "ARITHMETIC=portable")
+    assert probe() == [default, default, "none"]
+    assert probe("ARITHMETIC=native") == ["native", "native", "none"]
+    nbval = subprocess.run(["make", "-n", "--no-print-directory", "nbval"], cwd=ROOT, env=env,
+                           capture_output=True, text=True).stdout
+    assert f"-m paper_lib.arithmetic {default} .venv/bin/python -m pytest" in nbval
 
 
 def test_portable_is_supported_only_on_x86_64_with_avx2(monkeypatch, tmp_path):
